@@ -1,0 +1,54 @@
+"""Reward names, as written in the experiment config, -> reward functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _english_only(params):
+    from rewards.english import EnglishOnly
+
+    return EnglishOnly(**params)
+
+
+def _word_count(params):
+    from rewards.length import WordCount
+
+    return WordCount(**params)
+
+
+def _no_say_tags(params):
+    from rewards.tags import no_say_tags
+
+    if params:
+        raise ValueError(f"rewards.no_say_tags takes no params, got {sorted(params)}")
+    return no_say_tags
+
+
+def _judge_coherence(params, judge=None):
+    from rewards.judge import make_judge_reward
+
+    return make_judge_reward(judge, **params)
+
+
+# name -> factory(params, **outside_state) -> reward function. Factories import lazily so the score
+# CLI and tests load only what they use.
+REGISTRY: dict[str, Callable[..., Callable]] = {
+    "english_only": _english_only,
+    "word_count": _word_count,
+    "no_say_tags": _no_say_tags,
+    "judge_coherence": _judge_coherence,
+}
+
+
+def get_reward(name: str, params: dict[str, Any] | None = None, **outside_state) -> Callable:
+    if name not in REGISTRY:
+        raise ValueError(f"rewards.{name}: unknown reward; known: {', '.join(sorted(REGISTRY))}")
+    factory = REGISTRY[name]
+    try:
+        if name == "judge_coherence":
+            return factory(dict(params or {}), **outside_state)
+        return factory(dict(params or {}))
+    except TypeError as err:
+        raise ValueError(f"rewards.{name}.params: {err}") from None
