@@ -1,0 +1,461 @@
+"""Pika conversations -> validated records -> prompt dataset (train + held-out split).
+
+The Pika format is a JSON array, or JSONL (one record per line), of records like
+    {"previous_conversation": [{"role": "system", "content": "...guidelines..."},
+                               {"role": "assistant", "content": "Con mèo trong tiếng Anh là gì nhỉ?"},
+                               {"role": "user", "content": "Cat!"}],
+     "assistant_fast_response": "Yes, cat! Great job!",
+     "main_answer": "optional", "intent": "optional"}
+Robot (Pika) turns have role "assistant", the child's turns role "user"; an empty child turn is silence.
+
+Rules this module applies (decisions, each tested in tests/test_data.py):
+- Every record is validated; the first problem raises `DataError`, one line:
+  `FILE: record N (line L): field 'x': problem`. N is the 0-based index of the record in the file (the
+  same numbering as `previous_conversation[i]`), L the line the record starts on (JSON array or JSONL).
+- `assistant_fast_response` is the training target, so an empty (or blank) one is an error.
+- A conversation that ends with a robot turn means the child did not answer: it is treated as silence
+  (an empty user turn is appended to the prompt, `child_reply` is "").
+- `conversation_id`: a conversation grows one record per child turn, so every record of it starts with
+  the same first exchange. The id is a hash of the non-system turns up to and including the first child
+  turn (robot opening(s) + the child's first reply), whitespace-normalised. The system turn is left out
+  because users vary it.
+- Split: conversations are ordered by sha256(f"{split_seed}:{conversation_id}") and whole conversations
+  go to the held-out set until it has at least `eval_size` prompts. Prompts are compared without the
+  system message; a training prompt identical to a held-out prompt is dropped from training, and
+  duplicate held-out prompts are kept once.
+
+Run:  python -m rl.data check FILE [--format messages|history] [--system-prompt TEXT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import unicodedata
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROLES = ("system", "assistant", "user")
+PROMPT_FORMATS = ("messages", "history")
+COLUMNS = (
+    "prompt",
+    "reference_fast_response",
+    "main_answer",
+    "last_robot_turn",
+    "child_reply",
+    "conversation_id",
+    "intent",
+)
+# Speaker names and the instruction of the history format ("format 2").
+ROBOT_NAME = "Pika"
+CHILD_NAME = "Child"
+SILENT = "(silent)"
+HISTORY_HEADER = "Conversation so far:"
+HISTORY_INSTRUCTION = "Write Pika's fast response to the child's last turn."
+
+
+class DataError(ValueError):
+    """A bad data file or record; the message is one line naming the file, record/line and field."""
+
+
+# ---------------------------------------------------------------- reading the file
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a JSON or JSONL file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"{path}: line {line} column {col}: not UTF-8 (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path}: empty file, expected a JSON array of records or JSONL")
+    return text
+
+
+def _json_error(path: Path, e: json.JSONDecodeError, line_offset: int = 0) -> DataError:
+    return DataError(f"{path}: line {e.lineno + line_offset} column {e.colno}: invalid JSON: {e.msg}")
+
+
+def _parse_array(path: Path, text: str) -> list[tuple[Any, int]]:
+    """(record, start line) for each element of a JSON array."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _json_error(path, e) from None
+    # Walk the (valid) array again to learn the line each record starts on.
+    decoder = json.JSONDecoder()
+    out, pos = [], text.index("[") + 1
+    for _ in data:
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        record, end = decoder.raw_decode(text, pos)
+        out.append((record, text.count("\n", 0, pos) + 1))
+        pos = end
+    return out
+
+
+def _parse_jsonl(path: Path, text: str) -> list[tuple[Any, int]]:
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((json.loads(line), lineno))
+        except json.JSONDecodeError as e:
+            if lineno == 1:
+                # Maybe the whole file is one (pretty-printed) JSON value rather than JSONL.
+                try:
+                    whole = json.loads(text)
+                except json.JSONDecodeError:
+                    raise _json_error(path, e, line_offset=lineno - 1) from None
+                raise DataError(
+                    f"{path}: top level is a JSON {_type_name(whole)}, "
+                    "expected a JSON array of records or JSONL (one record per line)"
+                ) from None
+            raise _json_error(path, e, line_offset=lineno - 1) from None
+    return out
+
+
+def _parse(path: Path, text: str) -> list[tuple[Any, int]]:
+    first = text.lstrip()[0]
+    if first == "[":
+        rows = _parse_array(path, text)
+        if not rows:
+            raise DataError(f"{path}: empty JSON array, no records")
+        return rows
+    if first == "{":
+        rows = _parse_jsonl(path, text)
+        if len(rows) == 1 and isinstance(rows[0][0], dict) and "previous_conversation" not in rows[0][0]:
+            # One object that is not a record, e.g. {"data": [...]}: a wrapper, not JSONL.
+            raise DataError(
+                f"{path}: top level is a JSON object, expected a JSON array of records or JSONL (one record per line)"
+            )
+        return rows
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _json_error(path, e) from None
+    raise DataError(f"{path}: top level is a JSON {_type_name(whole)}, expected a JSON array of records or JSONL")
+
+
+# ---------------------------------------------------------------- validating records
+
+
+def validate_record(record: Any) -> None:
+    """Raise DataError("field 'x': problem") (no file/record prefix) for the first problem found."""
+
+    def bad(field: str, problem: str):
+        raise DataError(f"field '{field}': {problem}")
+
+    if not isinstance(record, dict):
+        raise DataError(f"expected a JSON object (a record), got {_type_name(record)}")
+    if "previous_conversation" not in record:
+        bad("previous_conversation", "missing")
+    turns = record["previous_conversation"]
+    if not isinstance(turns, list):
+        bad("previous_conversation", f"expected a list of turns, got {_type_name(turns)}")
+    if not turns:
+        bad("previous_conversation", "empty list, expected at least one robot or child turn")
+    for i, turn in enumerate(turns):
+        field = f"previous_conversation[{i}]"
+        if not isinstance(turn, dict):
+            bad(field, f"expected an object with role and content, got {_type_name(turn)}")
+        if "role" not in turn:
+            bad(f"{field}.role", "missing")
+        role = turn["role"]
+        if role not in ROLES:
+            bad(f"{field}.role", f"expected one of {', '.join(ROLES)}, got {role!r}")
+        if role == "system" and i != 0:
+            bad(f"{field}.role", "a system turn is only allowed as the first turn")
+        if "content" not in turn:
+            bad(f"{field}.content", "missing")
+        if not isinstance(turn["content"], str):
+            bad(f"{field}.content", f"expected a string, got {_type_name(turn['content'])}")
+    if all(t["role"] == "system" for t in turns):
+        bad("previous_conversation", "has no robot (assistant) or child (user) turn")
+    if "assistant_fast_response" not in record:
+        bad("assistant_fast_response", "missing")
+    target = record["assistant_fast_response"]
+    if not isinstance(target, str):
+        bad("assistant_fast_response", f"expected a string, got {_type_name(target)}")
+    if not target.strip():
+        bad("assistant_fast_response", "empty; it is the training target")
+    for key in ("main_answer", "intent"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            bad(key, f"expected a string or null, got {_type_name(record[key])}")
+
+
+def load_records(path: str | Path) -> list[dict]:
+    """Every record of a Pika JSON array or JSONL file, validated; raises DataError on the first problem."""
+    path = Path(path)
+    rows = _parse(path, _read_text(path))
+    for index, (record, line) in enumerate(rows):
+        try:
+            validate_record(record)
+        except DataError as e:
+            raise DataError(f"{path}: record {index} (line {line}): {e}") from None
+    return [record for record, _ in rows]
+
+
+# ---------------------------------------------------------------- records -> prompts
+
+
+def _dialogue(record: dict) -> list[dict]:
+    """The non-system turns, ending with a child turn (a trailing robot turn means the child was silent)."""
+    turns = [{"role": t["role"], "content": t["content"]} for t in record["previous_conversation"] if t["role"] != "system"]
+    if turns[-1]["role"] == "assistant":
+        turns.append({"role": "user", "content": ""})
+    return turns
+
+
+def _system_text(record: dict, system_prompt: str | None) -> str:
+    """system_prompt None keeps the record's system turn, a string replaces it ("" drops it)."""
+    if system_prompt is not None:
+        return system_prompt
+    first = record["previous_conversation"][0]
+    return first["content"] if first["role"] == "system" else ""
+
+
+def _normalise(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def conversation_id(record: dict) -> str:
+    """Stable id shared by all records of one conversation: hash of its first exchange (see module doc)."""
+    opening = []
+    for turn in record["previous_conversation"]:
+        if turn["role"] == "system":
+            continue
+        opening.append([turn["role"], _normalise(turn["content"])])
+        if turn["role"] == "user":
+            break
+    return hashlib.sha256(json.dumps(opening, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def render_history(turns: list[dict]) -> str:
+    """The conversation as text for the history format: 'Pika: ...' / 'Child: ...' lines."""
+    lines = [HISTORY_HEADER]
+    for t in turns:
+        if t["role"] == "assistant":
+            lines.append(f"{ROBOT_NAME}: {t['content'].strip()}")
+        else:
+            lines.append(f"{CHILD_NAME}: {t['content'].strip() or SILENT}")
+    lines.append("")
+    lines.append(HISTORY_INSTRUCTION)
+    return "\n".join(lines)
+
+
+def to_example(record: dict, prompt_format: str = "messages", system_prompt: str | None = None) -> dict:
+    """One validated record -> a prompt row (columns in COLUMNS) for TRL's GRPOTrainer."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format: expected one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
+    turns = _dialogue(record)
+    system = _system_text(record, system_prompt)
+    head = [{"role": "system", "content": system}] if system else []
+    if prompt_format == "messages":
+        prompt = head + turns
+    else:
+        prompt = head + [{"role": "user", "content": render_history(turns)}]
+    robot_turns = [t["content"] for t in turns if t["role"] == "assistant"]
+    return {
+        "prompt": prompt,
+        "reference_fast_response": record["assistant_fast_response"],
+        "main_answer": record.get("main_answer") or "",
+        "last_robot_turn": robot_turns[-1] if robot_turns else "",
+        "child_reply": turns[-1]["content"],
+        "conversation_id": conversation_id(record),
+        "intent": record.get("intent") or "",
+    }
+
+
+# ---------------------------------------------------------------- split
+
+
+def _prompt_key(example: dict) -> str:
+    # Without the system message: the same conversation under another system prompt is still a leak.
+    return json.dumps([m for m in example["prompt"] if m["role"] != "system"], ensure_ascii=False)
+
+
+def split_examples(examples: list[dict], eval_size: int, split_seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train, held_out): whole conversations, chosen by a seeded hash, until held_out has >= eval_size."""
+    if eval_size < 0:
+        raise ValueError(f"eval_size must be >= 0, got {eval_size}")
+    by_conv: dict[str, list[dict]] = {}
+    for ex in examples:
+        by_conv.setdefault(ex["conversation_id"], []).append(ex)
+    order = sorted(by_conv, key=lambda cid: hashlib.sha256(f"{split_seed}:{cid}".encode()).hexdigest())
+    held_out, held_keys, taken = [], set(), set()
+    for cid in order:
+        if len(held_out) >= eval_size:
+            break
+        taken.add(cid)
+        for ex in by_conv[cid]:
+            key = _prompt_key(ex)
+            if key not in held_keys:
+                held_keys.add(key)
+                held_out.append(ex)
+    train = [ex for cid in order if cid not in taken for ex in by_conv[cid] if _prompt_key(ex) not in held_keys]
+    # Keep file order inside each set: deterministic and easy to trace back to records.
+    position = {id(ex): i for i, ex in enumerate(examples)}
+    return sorted(train, key=lambda ex: position[id(ex)]), sorted(held_out, key=lambda ex: position[id(ex)])
+
+
+def _features():
+    from datasets import Features, List, Value
+
+    cols = {c: Value("string") for c in COLUMNS}
+    cols["prompt"] = List({"role": Value("string"), "content": Value("string")})
+    return Features(cols)
+
+
+def build_datasets(
+    path: str | Path,
+    prompt_format: str = "messages",
+    system_prompt: str | None = None,
+    eval_size: int = 128,
+    split_seed: int = 0,
+):
+    """(train, held_out) as datasets.Dataset with the columns in COLUMNS, split by conversation."""
+    from datasets import Dataset
+
+    examples = [to_example(r, prompt_format, system_prompt) for r in load_records(path)]
+    train, held_out = split_examples(examples, eval_size, split_seed)
+    if not train:
+        raise DataError(
+            f"{path}: eval_size={eval_size} leaves no training prompts "
+            f"({len(examples)} records in {len({e['conversation_id'] for e in examples})} conversations)"
+        )
+    features = _features()
+    as_columns = lambda rows: {c: [r[c] for r in rows] for c in COLUMNS}  # noqa: E731
+    return (
+        Dataset.from_dict(as_columns(train), features=features),
+        Dataset.from_dict(as_columns(held_out), features=features),
+    )
+
+
+# ---------------------------------------------------------------- summary (python -m rl.data check)
+
+_VIETNAMESE_LETTERS = set("ăâđêôơưĂÂĐÊÔƠƯ")
+_VIETNAMESE_MARKS = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền, sắc, ngã, hỏi, nặng
+
+
+def _looks_vietnamese(text: str) -> bool:
+    """Fallback when rewards.english is not there: Vietnamese letters or tone marks."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return any(c in _VIETNAMESE_LETTERS for c in text) or any(c in _VIETNAMESE_MARKS for c in decomposed)
+
+
+def _language_check():
+    """(is_vietnamese, how) using the reward's English detector when it exists."""
+    try:
+        from rewards.english import is_english
+    except ImportError:
+        return _looks_vietnamese, "Vietnamese letters/tone marks"
+    return (lambda text: not is_english(text)), "not rewards.english.is_english"
+
+
+def _word_counter():
+    try:
+        from rewards.length import count_words
+    except ImportError:
+        return lambda text: len(text.split())
+    return count_words
+
+
+def summarize(records: list[dict], prompt_format: str = "messages", system_prompt: str | None = None) -> dict:
+    """Numbers printed by `check`: sizes, turns, intents, languages, target lengths, silence, main answers."""
+    is_vietnamese, how = _language_check()
+    count_words = _word_counter()
+    examples = [to_example(r, prompt_format, system_prompt) for r in records]
+    turns = [sum(t["role"] != "system" for t in r["previous_conversation"]) for r in records]
+    robot = [t["content"] for r in records for t in r["previous_conversation"] if t["role"] == "assistant"]
+    lengths = Counter(min(count_words(r["assistant_fast_response"]), 7) for r in records)
+    n = len(records)
+    return {
+        "records": n,
+        "conversations": len({e["conversation_id"] for e in examples}),
+        "turns": {"min": min(turns), "mean": statistics.fmean(turns), "max": max(turns)},
+        "intents": dict(Counter(e["intent"] for e in examples if e["intent"]).most_common()),
+        "vietnamese_robot_turns": sum(map(is_vietnamese, robot)) / len(robot) if robot else 0.0,
+        "vietnamese_check": how,
+        "robot_turns": len(robot),
+        "target_words": {("7+" if k == 7 else str(k)): lengths.get(k, 0) for k in range(1, 8)},
+        "silent_child": sum(e["child_reply"] == "" for e in examples) / n,
+        "ends_with_robot_turn": sum(r["previous_conversation"][-1]["role"] == "assistant" for r in records),
+        "with_main_answer": sum(bool(e["main_answer"]) for e in examples) / n,
+        "example_prompt": examples[0]["prompt"],
+    }
+
+
+def format_summary(path: str | Path, s: dict) -> str:
+    n = s["records"]
+    lines = [
+        f"{path}: OK",
+        f"records: {n}   conversations: {s['conversations']}",
+        f"turns per record (without system): min {s['turns']['min']}  mean {s['turns']['mean']:.2f}  "
+        f"max {s['turns']['max']}",
+    ]
+    if s["intents"]:
+        lines.append("intents: " + "  ".join(f"{k} {v}" for k, v in s["intents"].items()))
+        missing = n - sum(s["intents"].values())
+        if missing:
+            lines.append(f"  (no intent: {missing})")
+    else:
+        lines.append("intents: none given")
+    lines += [
+        f"Vietnamese robot turns: {s['vietnamese_robot_turns']:.1%} of {s['robot_turns']} ({s['vietnamese_check']})",
+        "target length in words: "
+        + "  ".join(f"{k}: {v} ({v / n:.0%})" for k, v in s["target_words"].items()),
+        f"silent child (empty last child turn): {s['silent_child']:.1%}"
+        + (f"  (of which {s['ends_with_robot_turn']} end with a robot turn)" if s["ends_with_robot_turn"] else ""),
+        f"with main_answer: {s['with_main_answer']:.1%}",
+        "example prompt:",
+    ]
+    for m in s["example_prompt"]:
+        content = m["content"] if len(m["content"]) <= 300 else m["content"][:300] + "..."
+        lines.append(f"  [{m['role']}] " + content.replace("\n", "\n    "))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rl.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate a Pika data file and print a summary")
+    check.add_argument("file")
+    check.add_argument("--format", choices=PROMPT_FORMATS, default="messages", help="prompt format of the example")
+    check.add_argument("--system-prompt", default=None, help="replace the conversations' system prompt")
+    args = parser.parse_args(argv)
+    try:
+        records = load_records(args.file)
+    except DataError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(format_summary(args.file, summarize(records, args.format, args.system_prompt)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Per-step rollout metrics for W&B: English rate, tag rate, word_ok rate and length of the sampled replies.
+
+These are what the trainer is for, so they are logged whatever rewards the experiment uses. They ride
+on the first reward function's call because that is where TRL hands completions out, and TRL's
+`log_metric` averages them per logging step (W&B keys `rollout/english_rate`, ...).
+"""
+
+from __future__ import annotations
+
+from rewards.english import is_english
+from rewards.length import count_words
+from rewards.tags import has_say_tag
+from rewards.text import completion_text
+
+
+def rollout_metrics(completions: list) -> dict[str, float]:
+    texts = [completion_text(c) for c in completions]
+    n = max(len(texts), 1)
+    words = [count_words(t) for t in texts]
+    return {
+        "rollout/english_rate": sum(map(is_english, texts)) / n,
+        "rollout/tag_rate": sum(map(has_say_tag, texts)) / n,
+        "rollout/word_ok_rate": sum(1 <= w <= 6 for w in words) / n,
+        "rollout/mean_words": sum(words) / n,
+    }
+
+
+class WithRolloutMetrics:
+    """Wraps a synchronous reward function: same name and scores, plus the rollout metrics."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.__name__ = inner.__name__
+
+    def __call__(self, prompts, completions, **kwargs):
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            for name, value in rollout_metrics(completions).items():
+                log_metric(name, value)
+        return self.inner(prompts=prompts, completions=completions, **kwargs)

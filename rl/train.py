@@ -1,0 +1,216 @@
+"""GRPO on Pika's fast responses: start from the SFT LoRA, reward English-only, short, untagged replies.
+
+    python -m rl.train +exp=english_only model=nano      # the whole loop on a CPU in minutes
+    python -m rl.train +exp=english_only                  # the real job: Qwen2.5-1.5B + checkpoints/sft
+    python -m rl.train +exp=english_only --cfg job        # print the composed config
+    python -m rl.train +exp=english_only resume=true hydra.run.dir=checkpoints/english_only/<time>
+
+What it does: each step samples `rollout.num_generations` replies per prompt from the policy, scores
+them with the experiment's rewards (gates multiply the rest), and takes a GRPO step on the LoRA
+weights with group-normalised advantages (TRL's GRPOTrainer). Before and after training it decodes
+held-out prompts greedily and scores them with the same reward code (`eval.json`). Everything a run
+writes goes to its run dir: `checkpoints/<exp>/<time>/` unless `hydra.run.dir` says otherwise.
+
+This is the only module that sees Hydra's config; everything below it takes plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("rl.train")
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        train(config, run_dir)
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(1)
+
+
+class UserError(Exception):
+    """A problem the user can fix from the message alone; reported in one line, no traceback."""
+
+
+def train(config: dict, run_dir: Path) -> dict:
+    """Run one experiment end to end; returns the evaluation results ({"before": ..., "after": ...})."""
+    from rl.data import DataError
+    from rl.model import ModelConfigError
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    try:
+        return _train(config, run_dir)
+    except (DataError, ModelConfigError, ValueError, FileNotFoundError) as err:
+        raise UserError(str(err)) from None
+
+
+def _train(config: dict, run_dir: Path) -> dict:
+    import torch
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rewards.compose import build_reward_funcs, is_async
+    from rl.data import build_datasets
+    from rl.evaluate import evaluate_policy, write_report
+    from rl.model import load_policy
+    from rl.rollout import grpo_args, trainer_hooks
+    from rl.rollout_metrics import WithRolloutMetrics
+    from rl.tracking import start_tracking
+
+    model_cfg, data_cfg, rollout = config["model"], config["data"], config["rollout"]
+    trainer_cfg, eval_cfg = config["trainer"], config["evaluate"]
+    set_seed(config["seed"])
+
+    # ---- the nano model is built on first use ----
+    if model_cfg.get("build_if_missing") and not Path(model_cfg["adapter_path"]).exists():
+        from rl.nano import ensure_nano
+
+        log.info("nano model missing: building it (once, a few minutes)")
+        ensure_nano(Path(model_cfg["name_or_path"]).parent)
+
+    # ---- data ----
+    train_set, held_out = build_datasets(
+        data_cfg["path"],
+        prompt_format=data_cfg["prompt_format"],
+        system_prompt=data_cfg.get("system_prompt"),
+        eval_size=data_cfg["eval_size"],
+        split_seed=data_cfg["split_seed"],
+    )
+    log.info("data: %d training prompts, %d held out (%s)", len(train_set), len(held_out), data_cfg["path"])
+
+    # ---- rewards ----
+    specs, outside = _reward_specs(config)
+    reward_funcs, reward_weights = build_reward_funcs(specs, group_size=rollout["num_generations"], **outside)
+    first_sync = next(i for i, f in enumerate(reward_funcs) if not is_async(f))
+    reward_funcs[first_sync] = WithRolloutMetrics(reward_funcs[first_sync])
+    log.info("rewards: %s", ", ".join(f"{s.name} x{s.weight}{' (gate)' if s.gate else ''}" for s in specs))
+
+    # ---- model ----
+    policy, tokenizer = load_policy(model_cfg)
+
+    # ---- evaluate the SFT policy (kept across resumes: it does not change) ----
+    results: dict[str, dict] = {}
+    rows: dict[str, list] = {}
+    before_file = run_dir / "eval_before.json"
+    evaluate = lambda: evaluate_policy(  # noqa: E731
+        policy, tokenizer, held_out, specs, eval_cfg["n"], eval_cfg["batch_size"], eval_cfg["max_new_tokens"],
+        **outside,
+    )
+    if eval_cfg["enabled"]:
+        if before_file.exists():
+            saved = json.loads(before_file.read_text())
+            results["before"], rows["before"] = saved["metrics"], saved["rows"]
+        else:
+            results["before"], rows["before"] = evaluate()
+            before_file.write_text(json.dumps({"metrics": results["before"], "rows": rows["before"]}))
+        log.info("before (SFT): %s", _metrics_line(results["before"]))
+
+    # ---- train ----
+    tracker = start_tracking(config["logging"], run_dir, config, run_name=f"{config['exp_name']}/{run_dir.name}")
+    use_bf16 = model_cfg.get("dtype") == "bfloat16" and torch.cuda.is_available()
+    try:
+        args = GRPOConfig(
+            output_dir=str(run_dir),
+            seed=config["seed"],
+            reward_weights=reward_weights,
+            report_to=tracker.report_to,
+            run_name=f"{config['exp_name']}/{run_dir.name}",
+            bf16=use_bf16,
+            use_cpu=not torch.cuda.is_available(),
+            save_strategy="steps",
+            **trainer_cfg,
+            **grpo_args(rollout),
+        )
+    except TypeError as err:
+        raise UserError(f"trainer/rollout config: {err}") from None
+    trainer = GRPOTrainer(
+        model=policy,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=train_set,
+        processing_class=tokenizer,
+        **trainer_hooks(rollout, run_dir, model_cfg),
+    )
+    checkpoint = get_last_checkpoint(str(run_dir)) if config["resume"] else None
+    if config["resume"]:
+        log.info("resume: %s", checkpoint or "no checkpoint in the run dir yet, starting from the SFT adapter")
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        last = get_last_checkpoint(str(run_dir))
+        log.error(
+            "interrupted at step %d; last checkpoint: %s; continue with: python -m rl.train %s resume=true "
+            "hydra.run.dir=%s", trainer.state.global_step, last, " ".join(_overrides()), run_dir,
+        )
+        tracker.finish()
+        sys.exit(130)
+
+    adapter_dir = run_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    log.info("adapter saved: %s", adapter_dir)
+
+    # ---- evaluate the trained policy, report ----
+    if eval_cfg["enabled"]:
+        results["after"], rows["after"] = evaluate()
+        log.info("after (GRPO): %s", _metrics_line(results["after"]))
+        write_report(run_dir, results, rows)
+        tracker.log_evaluation(results, rows, run_dir / "eval.png")
+    tracker.finish()
+
+    # ---- publish (gated on the evaluation) ----
+    if config.get("publish", {}).get("enabled"):
+        from rl.publish import publish_from_config
+
+        publish_from_config(config, adapter_dir, results.get("after"), source_run=run_dir)
+    return results
+
+
+def _reward_specs(config: dict):
+    """The experiment's rewards, minus the judge when none is configured; plus what the judge needs."""
+    from rewards.compose import parse_specs
+
+    specs = parse_specs(config.get("rewards") or {})
+    judge = config.get("judge") or {"enabled": False}
+    wants_judge = any(s.name == "judge_coherence" for s in specs)
+    if not wants_judge:
+        return specs, {}
+    if not judge.get("enabled"):
+        log.info("judge: none configured (judge=none), judge_coherence is off for this run")
+        return [s for s in specs if s.name != "judge_coherence"], {}
+    from rewards.judge import JudgeUnavailable, preflight
+
+    try:
+        preflight(judge)
+    except JudgeUnavailable as err:
+        if judge.get("required", True):
+            raise UserError(f"judge: {err} (set judge.required=false to train without it)") from None
+        log.warning("judge: %s; continuing, judge_coherence gives no score while it is down", err)
+    return specs, {"judge": judge}
+
+
+def _metrics_line(metrics: dict) -> str:
+    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
+def _overrides() -> list[str]:
+    try:
+        return [o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "hydra.run.dir="))]
+    except ValueError:
+        return []
+
+
+if __name__ == "__main__":
+    main()
