@@ -24,7 +24,8 @@ Rules this module applies (decisions, each tested in tests/test_data.py):
   system message; a training prompt identical to a held-out prompt is dropped from training, and
   duplicate held-out prompts are kept once.
 
-Run:  python -m rl.data check FILE [--format messages|history] [--system-prompt TEXT]
+Run:  python -m rl.data check FILE [--format messages|history] [--system-prompt TEXT] [--eval-size 128]
+      [--split-seed 0]
 """
 
 from __future__ import annotations
@@ -108,11 +109,14 @@ def _parse_array(path: Path, text: str) -> list[tuple[Any, int]]:
     # Walk the (valid) array again to learn the line each record starts on.
     decoder = json.JSONDecoder()
     out, pos = [], text.index("[") + 1
+    line, counted = 1, 0  # newlines counted incrementally: a 7,000-record file stays linear
     for _ in data:
         while text[pos] in " \t\r\n,":
             pos += 1
         record, end = decoder.raw_decode(text, pos)
-        out.append((record, text.count("\n", 0, pos) + 1))
+        line += text.count("\n", counted, pos)
+        counted = pos
+        out.append((record, line))
         pos = end
     return out
 
@@ -372,7 +376,7 @@ def _language_check():
     """(is_vietnamese, how) using the reward's English detector when it exists."""
     try:
         from rewards.english import is_english
-    except ImportError:
+    except Exception:  # not written yet, or its language model cannot load: the summary still works
         return _looks_vietnamese, "Vietnamese letters/tone marks"
     return (lambda text: not is_english(text)), "not rewards.english.is_english"
 
@@ -385,7 +389,13 @@ def _word_counter():
     return count_words
 
 
-def summarize(records: list[dict], prompt_format: str = "messages", system_prompt: str | None = None) -> dict:
+def summarize(
+    records: list[dict],
+    prompt_format: str = "messages",
+    system_prompt: str | None = None,
+    eval_size: int = 128,
+    split_seed: int = 0,
+) -> dict:
     """Numbers printed by `check`: sizes, turns, intents, languages, target lengths, silence, main answers."""
     is_vietnamese, how = _language_check()
     count_words = _word_counter()
@@ -394,6 +404,7 @@ def summarize(records: list[dict], prompt_format: str = "messages", system_promp
     robot = [t["content"] for r in records for t in r["previous_conversation"] if t["role"] == "assistant"]
     lengths = Counter(min(count_words(r["assistant_fast_response"]), 7) for r in records)
     n = len(records)
+    train, held_out = split_examples(examples, eval_size, split_seed)
     return {
         "records": n,
         "conversations": len({e["conversation_id"] for e in examples}),
@@ -407,10 +418,11 @@ def summarize(records: list[dict], prompt_format: str = "messages", system_promp
         "ends_with_robot_turn": sum(r["previous_conversation"][-1]["role"] == "assistant" for r in records),
         "with_main_answer": sum(bool(e["main_answer"]) for e in examples) / n,
         "example_prompt": examples[0]["prompt"],
+        "split": {"eval_size": eval_size, "split_seed": split_seed, "train": len(train), "held_out": len(held_out)},
     }
 
 
-def format_summary(path: str | Path, s: dict) -> str:
+def format_summary(path: str | Path, s: dict, prompt_format: str = "messages") -> str:
     n = s["records"]
     lines = [
         f"{path}: OK",
@@ -432,12 +444,21 @@ def format_summary(path: str | Path, s: dict) -> str:
         f"silent child (empty last child turn): {s['silent_child']:.1%}"
         + (f"  (of which {s['ends_with_robot_turn']} end with a robot turn)" if s["ends_with_robot_turn"] else ""),
         f"with main_answer: {s['with_main_answer']:.1%}",
-        "example prompt:",
+        f"split (eval_size {s['split']['eval_size']}, split_seed {s['split']['split_seed']}): "
+        f"{s['split']['train']} train / {s['split']['held_out']} held-out prompts"
+        + ("  (eval_size leaves no training prompts!)" if not s["split"]["train"] else ""),
+        f"example prompt ({prompt_format}):",
     ]
     for m in s["example_prompt"]:
         content = m["content"] if len(m["content"]) <= 300 else m["content"][:300] + "..."
         lines.append(f"  [{m['role']}] " + content.replace("\n", "\n    "))
     return "\n".join(lines)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,13 +468,16 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("file")
     check.add_argument("--format", choices=PROMPT_FORMATS, default="messages", help="prompt format of the example")
     check.add_argument("--system-prompt", default=None, help="replace the conversations' system prompt")
+    check.add_argument("--eval-size", type=_count, default=128, help="held-out prompts of the split shown")
+    check.add_argument("--split-seed", type=_count, default=0)
     args = parser.parse_args(argv)
     try:
         records = load_records(args.file)
     except DataError as e:
         print(e, file=sys.stderr)
         return 1
-    print(format_summary(args.file, summarize(records, args.format, args.system_prompt)))
+    summary = summarize(records, args.format, args.system_prompt, args.eval_size, args.split_seed)
+    print(format_summary(args.file, summary, args.format))
     return 0
 
 

@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
     try:
         train(config, run_dir)
     except UserError as err:
-        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 
 
