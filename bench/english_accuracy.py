@@ -1,0 +1,64 @@
+"""english_only vs fastText alone on the labeled short replies, by reply length.
+
+For each length bucket (1, 2, 3, 4-6 words, all): the share of English replies rejected and the share
+of Vietnamese or mixed replies accepted (targets: <= 1% and <= 0.5%), for fastText's lid.176 alone
+(top label `en` = English) and for `rewards.english_only`. Other-language acceptance is shown too.
+
+Run:  python bench/english_accuracy.py [tests/data/short_replies.tsv] [--errors]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This folder holds bench/rewards.py, which would shadow the `rewards` package: look past it.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from rewards.english import fasttext_label, is_english
+
+DEFAULT = Path(__file__).resolve().parents[1] / "tests" / "data" / "short_replies.tsv"
+BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-6", 4, 6), ("all", 1, 6))
+
+
+def load_rows(path: Path) -> list[tuple[str, str, int]]:
+    """(text, label, words) rows of the TSV (header: text, label, words)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for line in lines[1:]:
+        text, label, words = line.split("\t")
+        rows.append((text, label, int(words)))
+    return rows
+
+
+def rate(decisions: list[bool]) -> str:
+    return f"{100 * sum(decisions) / len(decisions):5.1f}% ({sum(decisions)}/{len(decisions)})" if decisions else "-"
+
+
+def table(rows: list[tuple[str, str, int]]) -> str:
+    detectors = {"fastText alone": lambda t: fasttext_label(t)[0] == "en", "english_only": is_english}
+    out = ["| words | detector | English rejected | Vietnamese/mixed accepted | other accepted |",
+           "| --- | --- | --- | --- | --- |"]
+    for bucket, lo, hi in BUCKETS:
+        part = [r for r in rows if lo <= r[2] <= hi]
+        for name, detect in detectors.items():
+            en = [not detect(t) for t, label, _ in part if label == "en"]
+            vi = [detect(t) for t, label, _ in part if label in ("vi", "mixed")]
+            other = [detect(t) for t, label, _ in part if label == "other"]
+            out.append(f"| {bucket} | {name} | {rate(en)} | {rate(vi)} | {rate(other)} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> None:
+    paths = [a for a in argv if not a.startswith("--")]
+    rows = load_rows(Path(paths[0]) if paths else DEFAULT)
+    print(table(rows))
+    if "--errors" in argv:
+        for text, label, _ in rows:
+            if is_english(text) != (label == "en") and label != "other":
+                print(f"wrong: {label:5} {text!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
