@@ -1,0 +1,211 @@
+"""The serving directory on disk: versioned adapters that vLLM's filesystem LoRA resolver serves by name.
+
+Layout (DIR = serving.dir, NAME = serving.name):
+
+    DIR/NAME          -> .versions/NAME/v3   symlink: what a request for model=NAME gets
+    DIR/NAME-v1       -> .versions/NAME/v1   every version also under its own name (never changes)
+    DIR/NAME-v3       -> .versions/NAME/v3
+    DIR/.versions/NAME/v1/, v2/, v3/          adapter files + manifest.json; never modified once named
+    DIR/.versions/NAME/.lock                  one publisher or rollback at a time
+
+Why a symlink: rename(2) cannot replace a non-empty directory, so "rename the new folder over the
+old one" does not exist; renaming the old one away first leaves a moment with no adapter at all.
+Replacing a symlink with os.replace is atomic: a reader resolving DIR/NAME gets the old complete
+version or the new complete version, never a partial one (a version folder only gets its name
+after every file in it is written and fsynced). Symlink targets are relative so the folder can be
+mounted elsewhere (a container) and still resolve. vLLM's resolver follows the link (tested in
+tests/test_publish_vllm.py).
+
+Plain functions on paths; the gate, manifest contents and server reload live in rl/publish.py.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+VERSIONS = ".versions"
+MANIFEST = "manifest.json"
+_VERSION_RE = re.compile(r"^v(\d+)$")
+# Test hook: seconds to sleep after each staged file, so a test can kill a publish half-way.
+PAUSE_ENV = "PIKA_PUBLISH_TEST_PAUSE_S"
+
+
+class ServingError(RuntimeError):
+    """A problem with the serving directory, reported in one line."""
+
+
+def versions_dir(serving_dir: Path, name: str) -> Path:
+    return Path(serving_dir) / VERSIONS / name
+
+
+def version_name(name: str, version: int) -> str:
+    return f"{name}-v{version}"
+
+
+def list_versions(serving_dir: Path, name: str) -> list[int]:
+    """Published (complete) version numbers, ascending; staging folders are not versions."""
+    folder = versions_dir(serving_dir, name)
+    if not folder.is_dir():
+        return []
+    found = (_VERSION_RE.match(p.name) for p in folder.iterdir() if p.is_dir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def current_version(serving_dir: Path, name: str) -> int | None:
+    """The version DIR/NAME points to, or None when nothing is published under NAME."""
+    link = Path(serving_dir) / name
+    if not link.is_symlink():
+        return None
+    match = _VERSION_RE.match(Path(os.readlink(link)).name)
+    return int(match.group(1)) if match else None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@contextmanager
+def locked(serving_dir: Path, name: str) -> Iterator[Path]:
+    """Hold NAME's lock (blocking); yields its versions folder. A killed holder releases it."""
+    folder = versions_dir(serving_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    # Only called under the lock: a staging folder left now belongs to a publisher that died.
+    for path in folder.glob(".staging-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def stage_version(
+    source_dir: Path,
+    folder: Path,
+    version: int,
+    rewrite: Callable[[str, bytes], bytes],
+    manifest: Callable[[dict[str, str]], dict],
+) -> Path:
+    """Copy source_dir into folder/vN: each file through `rewrite(relpath, data)`, fsynced, then
+    manifest.json from `manifest(sha256 by relpath)`; the folder is named vN only when complete.
+    Caller holds the lock."""
+    _remove_stale_staging(folder)
+    final = folder / f"v{version}"
+    staging = folder / f".staging-v{version}-{os.getpid()}"
+    staging.mkdir()
+    pause_s = float(os.environ.get(PAUSE_ENV) or 0)
+    try:
+        hashes: dict[str, str] = {}
+        for path in sorted(p for p in Path(source_dir).rglob("*") if not p.is_dir()):
+            rel = path.relative_to(source_dir).as_posix()
+            if rel == MANIFEST:  # publishing a published version: its old manifest is replaced
+                continue
+            data = rewrite(rel, path.read_bytes())
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_synced(target, data)
+            hashes[rel] = hashlib.sha256(data).hexdigest()
+            if pause_s:
+                time.sleep(pause_s)
+        body = json.dumps(manifest(hashes), indent=2, sort_keys=True) + "\n"
+        _write_synced(staging / MANIFEST, body.encode())
+        for sub in sorted({p.parent for p in staging.rglob("*")}, reverse=True):
+            _fsync_dir(sub)
+        staging.rename(final)  # final does not exist (lock held, number unused): atomic
+        _fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def _point(link: Path, target: Path) -> None:
+    """Make `link` a symlink to `target` (relative), atomically replacing an existing symlink."""
+    relative = os.path.relpath(target, link.parent)
+    tmp = link.parent / f".{link.name}.link-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(relative, tmp)
+    os.replace(tmp, link)
+    _fsync_dir(link.parent)
+
+
+def switch_to(serving_dir: Path, name: str, version: int) -> Path:
+    """Point DIR/NAME and DIR/NAME-vN at version N. Caller holds the lock."""
+    serving_dir = Path(serving_dir)
+    target = versions_dir(serving_dir, name) / f"v{version}"
+    if not target.is_dir():
+        raise ServingError(f"{target}: no such version")
+    versioned = serving_dir / version_name(name, version)
+    if not versioned.is_symlink():
+        _point(versioned, target)
+    _point(serving_dir / name, target)
+    return target
+
+
+def adopt_plain_dir(serving_dir: Path, name: str, version: int, manifest: Callable[[dict[str, str]], dict]) -> bool:
+    """DIR/NAME as a plain folder (copied there by hand, before this tool): copy it into the versions
+    as vN (with a manifest) and put the symlink in its place, so it can be rolled back to. The one
+    non-atomic step: NAME is missing between moving the folder away and the symlink appearing
+    (microseconds). Caller holds the lock. Returns False when there was nothing to adopt."""
+    serving_dir = Path(serving_dir)
+    plain = serving_dir / name
+    if plain.is_symlink() or not plain.is_dir():
+        return False
+    folder = versions_dir(serving_dir, name)
+    stage_version(plain, folder, version, lambda rel, data: data, manifest)
+    retired = folder / f".staging-plain-{os.getpid()}"  # removed by the next publish if we die now
+    plain.rename(retired)
+    switch_to(serving_dir, name, version)
+    shutil.rmtree(retired, ignore_errors=True)
+    return True
+
+
+def verify(version_dir: Path) -> list[str]:
+    """Problems of a published version (files missing, changed or added since its manifest); [] = intact."""
+    version_dir = Path(version_dir)
+    try:
+        expected = json.loads((version_dir / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError) as err:
+        return [f"{version_dir / MANIFEST}: unreadable ({err})"]
+    problems = []
+    present = {p.relative_to(version_dir).as_posix() for p in version_dir.rglob("*") if not p.is_dir()}
+    for rel, digest in sorted(expected.items()):
+        if rel not in present:
+            problems.append(f"{rel}: missing")
+        elif sha256_file(version_dir / rel) != digest:
+            problems.append(f"{rel}: sha256 differs from the manifest")
+    problems += [f"{rel}: not in the manifest" for rel in sorted(present - set(expected) - {MANIFEST})]
+    return problems
