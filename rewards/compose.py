@@ -13,6 +13,7 @@ The same `combine` gives the total for `rewards.score` and the evaluation, so th
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -107,6 +108,25 @@ def gated(inner: RewardFunc, gates: list[RewardFunc]) -> Gated:
 
 def is_async(func: RewardFunc) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+
+
+def without_disabled_judge(specs: list[RewardSpec], judge: Mapping[str, Any] | None):
+    """(specs, names dropped): `judge_coherence` needs a configured judge (`judge=none` turns it off)."""
+    if (judge or {}).get("enabled", False):
+        return specs, []
+    dropped = [s.name for s in specs if s.name == "judge_coherence"]
+    return [s for s in specs if s.name not in dropped], dropped
+
+
+def score_batch(funcs: Mapping[str, RewardFunc], prompts: list, completions: list, columns: Mapping[str, list]):
+    """{name: raw scores} for one batch, async rewards awaited; NaN and None both become None."""
+    scores = {}
+    for name, func in funcs.items():
+        result = func(prompts=prompts, completions=completions, **columns)
+        if is_async(func):
+            result = asyncio.run(result)
+        scores[name] = [None if v is None or math.isnan(v) else float(v) for v in result]
+    return scores
 
 
 def build_reward_funcs(specs: list[RewardSpec], **factory_kwargs) -> tuple[list[RewardFunc], list[float]]:

@@ -17,9 +17,7 @@ Bad input: one line naming the file, record/line and field; exit 1.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 import os
 import sys
 import tempfile
@@ -29,7 +27,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rewards.compose import RewardSpec, build_raw_funcs, combine, is_async, parse_specs
+from rewards.compose import RewardSpec, build_raw_funcs, combine, parse_specs, score_batch, without_disabled_judge
 
 
 class ScoreError(ValueError):
@@ -99,24 +97,13 @@ def score_rows(rows: list[tuple[dict, str, dict]], specs: list[RewardSpec], data
         completions = [row[name] for row, name, _ in batch]
         columns = {key: [ex[key] for ex in examples] for key in examples[0] if key != "prompt"}
         prompts = [ex["prompt"] for ex in examples]
-        scores = {name: _call(func, prompts, completions, columns) for name, func in funcs.items()}
+        scores = score_batch(funcs, prompts, completions, columns)
         for i, (row, _, _) in enumerate(batch):
-            rewards = {name: _clean(scores[name][i]) for name in funcs}
+            rewards = {name: scores[name][i] for name in funcs}
             out.append({**row, "rewards": rewards, "total": combine(rewards, specs)})
         bar.update(len(batch))
     bar.close()
     return out
-
-
-def _call(func, prompts, completions, columns) -> list:
-    result = func(prompts=prompts, completions=completions, **columns)
-    if is_async(func):
-        result = asyncio.run(result)
-    return list(result)
-
-
-def _clean(value) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def summary(scored: list[dict], specs: list[RewardSpec], skipped: list[str]) -> str:
@@ -158,10 +145,7 @@ def run(cfg: dict) -> str:
     """Score cfg["input"] into cfg["output"]; returns the summary table."""
     judge = dict(cfg.get("judge") or {})
     specs = parse_specs(cfg.get("rewards") or {})
-    skipped = []
-    if not judge.get("enabled", False) and any(s.name == "judge_coherence" for s in specs):
-        skipped = ["judge_coherence"]
-        specs = [s for s in specs if s.name != "judge_coherence"]
+    specs, skipped = without_disabled_judge(specs, judge)
     rows = read_rows(Path(cfg["input"]), cfg.get("field"))
     scored = score_rows(rows, specs, dict(cfg.get("data") or {}), judge, int(cfg.get("batch_size") or 256))
     write_jsonl(Path(cfg["output"]), scored)

@@ -6,29 +6,32 @@ The metrics that decide whether an adapter is good enough to serve:
 - `word_ok_rate`: share of replies with 1-6 words;
 - `judge_mean`: mean judge score where the judge answered (null when no judge);
 - `n`: prompts evaluated.
-Training calls `evaluate_policy` before and after GRPO and `write_report` for `eval.json`, `eval.md`,
-`eval.png` in the run dir.
+Training calls `evaluate_policy` before and after GRPO; `rl.report` writes `eval.json`, `eval.md`, `eval.png`.
+The CLI evaluates any adapter (a run's `adapter/`, a checkpoint, a published serving entry):
+
+    python -m rl.evaluate +exp=english_only model=nano adapter=checkpoints/english_only/<time>/adapter
+    python -m rl.evaluate +exp=english_only adapter=serving/fastresponse compare_sft=false
+
+It writes the report to `checkpoints/eval/<time>/` (`hydra.run.dir` overrides it): with `compare_sft=true`
+(default) the SFT adapter (`model.adapter_path`) is "before" and the given adapter "after".
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import math
+import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from rewards.compose import RewardSpec, build_raw_funcs, combine, is_async
+from rewards.compose import RewardSpec, build_raw_funcs, combine, score_batch
 from rewards.english import is_english
 from rewards.length import count_words
 from rewards.tags import has_say_tag
 
 log = logging.getLogger(__name__)
 
-METRICS = ("english_rate", "tag_rate", "word_ok_rate", "judge_mean", "n")
 WORD_OK = range(1, 7)  # Pika's fast response: 1-6 words
 
 
@@ -60,16 +63,12 @@ def generate_greedy(model, tokenizer, prompts: list[list[dict]], batch_size: int
 
 def score_replies(examples: list[dict], replies: list[str], specs: list[RewardSpec], **outside) -> list[dict]:
     """One row per reply: the context, the reply, each raw reward score and the combined total."""
-    funcs = build_raw_funcs(specs, **outside)
     columns = {key: [ex[key] for ex in examples] for key in examples[0] if key != "prompt"}
     prompts = [ex["prompt"] for ex in examples]
-    scores: dict[str, list] = {}
-    for name, func in funcs.items():
-        result = func(prompts=prompts, completions=replies, **columns)
-        scores[name] = asyncio.run(result) if is_async(func) else result
+    scores = score_batch(build_raw_funcs(specs, **outside), prompts, replies, columns)
     rows = []
     for i, (example, reply) in enumerate(zip(examples, replies)):
-        row_scores = {name: _float_or_none(values[i]) for name, values in scores.items()}
+        row_scores = {name: values[i] for name, values in scores.items()}
         rows.append(
             {
                 "last_robot_turn": example.get("last_robot_turn", ""),
@@ -109,67 +108,72 @@ def evaluate_policy(model, tokenizer, dataset, specs, n, batch_size, max_new_tok
     return summarize(rows), rows
 
 
-def write_report(run_dir: Path, results: dict[str, dict], rows: dict[str, list[dict]] | None = None) -> None:
-    """`results` = {"before": metrics, "after": metrics} (or one entry) -> eval.json, eval.md, eval.png."""
-    run_dir = Path(run_dir)
-    _write_atomic(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
-    _write_atomic(run_dir / "eval.md", render_markdown(results, rows or {}))
-    plot_metrics(results, run_dir / "eval.png")
 
 
-def render_markdown(results: dict[str, dict], rows: dict[str, list[dict]]) -> str:
-    names = list(results)
-    lines = ["# Evaluation", "", "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for metric in METRICS:
-        lines.append(f"| {metric} | " + " | ".join(_fmt(results[name].get(metric)) for name in names) + " |")
-    for name, name_rows in rows.items():
-        worst = sorted(name_rows, key=lambda r: r["total"])[:10]
-        lines += ["", f"## Worst replies ({name})", "", "| robot | child | reply | total |", "|---|---|---|---|"]
-        for r in worst:
-            cells = [r["last_robot_turn"], r["child_reply"] or "(silent)", r["reply"], _fmt(r["total"])]
-            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+# ---------------------------------------------------------------- CLI
 
 
-def plot_metrics(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
+def evaluate_adapter(config: dict, out_dir: Path) -> dict:
+    """Evaluate `config["adapter"]` (and the SFT adapter when `compare_sft`) -> the report's results."""
+    from rewards.compose import parse_specs, without_disabled_judge
+    from rl.data import build_datasets
+    from rl.model import ensure_built, load_policy
+    from rl.report import write_report
+    from rl.tracking import start_tracking
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [m for m in METRICS if m != "n" and any(results[k].get(m) is not None for k in results)]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / max(len(results), 1)
-    for i, (name, values) in enumerate(results.items()):
-        heights = [values.get(m) or 0.0 for m in metrics]
-        bars = ax.bar([x + i * width for x in range(len(metrics))], heights, width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(metrics))], metrics)
-    ax.set_ylim(0, 1.1)
-    ax.set_title(f"Held-out fast responses (n={next(iter(results.values())).get('n')})")
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _float_or_none(value) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    model_cfg, data_cfg, eval_cfg = config["model"], config["data"], config["evaluate"]
+    ensure_built(model_cfg)
+    adapter = Path(config["adapter"])
+    _, held_out = build_datasets(data_cfg["path"], data_cfg["prompt_format"], data_cfg.get("system_prompt"),
+                                 data_cfg["eval_size"], data_cfg["split_seed"])
+    specs, dropped = without_disabled_judge(parse_specs(config.get("rewards") or {}), config.get("judge"))
+    if dropped:
+        log.info("judge: none configured, %s is off", ", ".join(dropped))
+    outside = {"judge": config["judge"]} if config.get("judge", {}).get("enabled") else {}
+    # a published entry names the serving vLLM's --model as its base: the same weights
+    aliases = [*(model_cfg.get("base_aliases") or []), model_cfg.get("serving_base_model")]
+    candidates = {"after": adapter}
+    if config.get("compare_sft", True):
+        candidates = {"before": Path(model_cfg["adapter_path"]), "after": adapter}
+    results, rows = {}, {}
+    for name, path in candidates.items():
+        policy, tokenizer = load_policy({**model_cfg, "adapter_path": str(path), "adapter_mode": "continue",
+                                         "base_aliases": [a for a in aliases if a]})
+        results[name], rows[name] = evaluate_policy(policy, tokenizer, held_out, specs, eval_cfg["n"],
+                                                    eval_cfg["batch_size"], eval_cfg["max_new_tokens"], **outside)
+        log.info("%s (%s): %s", name, path, ", ".join(f"{k}={v}" for k, v in results[name].items()))
+    if len(results) == 1:
+        results = {"adapter": results["after"]}
+        rows = {"adapter": rows["after"]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(out_dir, results, rows)
+    tracker = start_tracking(config["logging"], out_dir, config, run_name=f"eval/{out_dir.name}")
+    tracker.log_evaluation(results, rows, out_dir / "eval.png")
+    tracker.finish()
+    return results
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")[:80]
+def main() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    @hydra.main(config_path="../conf", config_name="evaluate_cli", version_base="1.3")
+    def run(cfg) -> None:
+        from rl.data import DataError
+        from rl.model import ModelConfigError
+
+        config = OmegaConf.to_container(cfg, resolve=True)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            evaluate_adapter(config, out_dir)
+        except (DataError, ModelConfigError, ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+        print(f"report: {out_dir}/eval.json, eval.md, eval.png")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

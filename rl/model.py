@@ -22,6 +22,15 @@ class ModelConfigError(ValueError):
     """A model/adapter setting that cannot work; the message is one line for the user."""
 
 
+def ensure_built(model: dict) -> None:
+    """The nano model is built by the project itself, on first use (`model.build_if_missing`)."""
+    if model.get("build_if_missing") and not Path(model["adapter_path"]).exists():
+        from rl.nano import ensure_nano
+
+        log.info("nano model missing: building it (once, a few minutes)")
+        ensure_nano(Path(model["name_or_path"]).parent)
+
+
 def load_policy(model: dict):
     """`model:` config group as a plain dict -> (trainable PEFT model, tokenizer)."""
     backend = model.get("backend", "transformers")

@@ -64,8 +64,9 @@ def _train(config: dict, run_dir: Path) -> dict:
 
     from rewards.compose import build_reward_funcs, is_async
     from rl.data import build_datasets
-    from rl.evaluate import evaluate_policy, write_report
-    from rl.model import load_policy
+    from rl.evaluate import evaluate_policy
+    from rl.report import write_report
+    from rl.model import ensure_built, load_policy
     from rl.rollout import grpo_args, trainer_hooks
     from rl.rollout_metrics import WithRolloutMetrics
     from rl.tracking import start_tracking
@@ -75,11 +76,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     set_seed(config["seed"])
 
     # ---- the nano model is built on first use ----
-    if model_cfg.get("build_if_missing") and not Path(model_cfg["adapter_path"]).exists():
-        from rl.nano import ensure_nano
-
-        log.info("nano model missing: building it (once, a few minutes)")
-        ensure_nano(Path(model_cfg["name_or_path"]).parent)
+    ensure_built(model_cfg)
 
     # ---- data ----
     train_set, held_out = build_datasets(
@@ -180,16 +177,14 @@ def _train(config: dict, run_dir: Path) -> dict:
 
 def _reward_specs(config: dict):
     """The experiment's rewards, minus the judge when none is configured; plus what the judge needs."""
-    from rewards.compose import parse_specs
+    from rewards.compose import parse_specs, without_disabled_judge
 
-    specs = parse_specs(config.get("rewards") or {})
     judge = config.get("judge") or {"enabled": False}
-    wants_judge = any(s.name == "judge_coherence" for s in specs)
-    if not wants_judge:
-        return specs, {}
-    if not judge.get("enabled"):
+    specs, dropped = without_disabled_judge(parse_specs(config.get("rewards") or {}), judge)
+    if dropped:
         log.info("judge: none configured (judge=none), judge_coherence is off for this run")
-        return [s for s in specs if s.name != "judge_coherence"], {}
+    if not any(s.name == "judge_coherence" for s in specs):
+        return specs, {}
     from rewards.judge import JudgeUnavailable, preflight
 
     try:
