@@ -26,10 +26,12 @@ def _no_say_tags(params):
     return no_say_tags
 
 
-def _judge_coherence(params, judge=None):
+def _judge_coherence(params, judge=None, group_size=None):
+    # judge: the `judge:` config group as a plain dict; group_size: GRPO's num_generations (None offline).
+    # params override judge keys for this reward (e.g. prompt_template); unknown ones are a ValueError.
     from rewards.judge import make_judge_reward
 
-    return make_judge_reward(judge, **params)
+    return make_judge_reward(judge, group_size=group_size, **params)
 
 
 # name -> factory(params, **outside_state) -> reward function. Factories import lazily so the score

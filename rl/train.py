@@ -191,7 +191,7 @@ def _reward_specs(config: dict):
         preflight(judge)
     except JudgeUnavailable as err:
         if judge.get("required", True):
-            raise UserError(f"judge: {err} (set judge.required=false to train without it)") from None
+            raise UserError(f"{err} (set judge.required=false to train without it)") from None
         log.warning("judge: %s; continuing, judge_coherence gives no score while it is down", err)
     return specs, {"judge": judge}
 

@@ -1,0 +1,139 @@
+"""Talking to the judge: one chat completion with bounded retries, and the preflight check.
+
+Every attempt is cut off after `timeout_s` (asyncio.wait_for around httpx, so a server that trickles
+bytes cannot stretch it); timeouts, connection errors, 429 and 5xx are retried `retries` times with
+exponential backoff; other 4xx are not (asking again will not help). The API key comes from
+`JUDGE_API_KEY` and goes only into the Authorization header: never into messages, logs or errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+import httpx
+
+from rewards.judge.settings import API_KEY_ENV, JudgeSettings, api_key, settings_from
+
+log = logging.getLogger(__name__)
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge cannot be used (unreachable, wrong model, refused key); the message is one line."""
+
+
+class JudgeCallFailed(Exception):
+    """One judge request gave no answer after its retries; the message says why (one line)."""
+
+
+def auth_headers() -> dict[str, str]:
+    key = api_key()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def new_client(s: JudgeSettings) -> httpx.AsyncClient:
+    # One client per reward call: TRL keeps one event loop, but evaluation and the score CLI use
+    # asyncio.run per call, and an httpx pool cannot move between loops.
+    limits = httpx.Limits(max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency)
+    return httpx.AsyncClient(
+        base_url=s.base_url.rstrip("/"), timeout=httpx.Timeout(s.timeout_s), limits=limits, headers=auth_headers()
+    )
+
+
+def request_body(s: JudgeSettings, prompt: str) -> dict:
+    return {
+        "model": s.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "temperature": s.temperature,
+        "max_tokens": s.max_tokens,
+    }
+
+
+async def ask(client: httpx.AsyncClient, s: JudgeSettings, prompt: str) -> str:
+    """The judge's answer text; raises JudgeCallFailed when there is none."""
+    body = request_body(s, prompt)
+    reason = "no attempt"
+    for attempt in range(s.retries + 1):
+        if attempt:
+            delay = min(s.max_backoff_s, s.backoff_s * 2 ** (attempt - 1))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter: retries do not arrive in lockstep
+        try:
+            response = await asyncio.wait_for(client.post("/chat/completions", json=body), s.timeout_s)
+        except (asyncio.TimeoutError, httpx.TimeoutException):
+            reason = f"timed out after {s.timeout_s:g}s"
+            continue
+        except httpx.TransportError as err:
+            reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            continue
+        if response.status_code == 429 or response.status_code >= 500:
+            reason = f"HTTP {response.status_code}"
+            continue
+        if response.status_code >= 400:
+            raise JudgeCallFailed(f"HTTP {response.status_code}: {_one_line(response.text)}")
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise JudgeCallFailed(f"not an OpenAI chat completion: {_one_line(response.text)}") from None
+        if not isinstance(content, str):
+            raise JudgeCallFailed("the answer has no text content")
+        return content
+    raise JudgeCallFailed(f"{reason} ({s.retries + 1} attempts)")
+
+
+def preflight(judge: dict) -> None:
+    """GET {base_url}/models: the judge answers and serves `judge.model`.
+
+    Raises JudgeUnavailable (one line) when not; with `judge.required: false` it logs a warning instead
+    (training then runs with whatever the judge answers, failures scoring None)."""
+    s = settings_from(judge)
+    try:
+        _check_models(s)
+    except JudgeUnavailable as err:
+        if s.required:
+            raise
+        log.warning("%s (judge.required=false: training goes on; unanswered judge calls score None)", err)
+
+
+def _check_models(s: JudgeSettings) -> None:
+    url = f"{s.base_url.rstrip('/')}/models"
+    hint = "start it (docs/judge.md), fix judge.base_url, or run without a judge (judge=none)"
+    response = None
+    reason = ""
+    for attempt in range(s.retries + 1):
+        try:
+            response = httpx.get(url, headers=auth_headers(), timeout=s.timeout_s)
+        except httpx.TimeoutException:
+            reason = f"no answer within {s.timeout_s:g}s"
+        except httpx.TransportError as err:
+            reason = _one_line(str(err)) or type(err).__name__
+        else:
+            if response.status_code < 500:
+                break
+            reason = f"HTTP {response.status_code}"
+        response = None
+        if attempt < s.retries:
+            time.sleep(min(s.max_backoff_s, s.backoff_s * 2**attempt))
+    if response is None:
+        raise JudgeUnavailable(f"judge unreachable at {url}: {reason}; {hint}")
+    if response.status_code in (401, 403):
+        raise JudgeUnavailable(
+            f"judge at {url} refused the request (HTTP {response.status_code}); set {API_KEY_ENV} to its API key"
+        )
+    if response.status_code >= 400:
+        raise JudgeUnavailable(f"judge at {url} answered HTTP {response.status_code}; {hint}")
+    try:
+        served = [m["id"] for m in response.json()["data"]]
+    except (ValueError, KeyError, TypeError):
+        raise JudgeUnavailable(f"judge at {url} is not an OpenAI-compatible server (no model list)") from None
+    if s.model not in served:
+        raise JudgeUnavailable(
+            f"judge at {url} does not serve judge.model={s.model!r}; "
+            f"it serves {', '.join(map(repr, served)) or 'nothing'}"
+        )
+    log.info("judge: %s serves %s", s.base_url, s.model)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    return " ".join(str(text).split())[:limit]

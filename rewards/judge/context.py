@@ -1,0 +1,78 @@
+"""What the judge sees for one completion: the last robot turn, the child's reply, the main answer.
+
+They come from the dataset columns `rl.data.to_example` writes (`last_robot_turn`, `child_reply`,
+`main_answer`); a caller without those columns (plain TRL use, a hand-made batch) gets them parsed from
+the prompt instead: chat turns (robot = assistant, child = user) or the history format's rendered
+'Pika: ...' / 'Child: ...' lines.
+"""
+
+from __future__ import annotations
+
+from string import Template
+from typing import NamedTuple
+
+from rl.data import CHILD_NAME, ROBOT_NAME, SILENT
+
+
+class Context(NamedTuple):
+    last_robot_turn: str
+    child_reply: str  # "" = the child stayed silent
+    main_answer: str  # "" = none
+
+
+def contexts_for(prompts, columns: dict, n: int) -> list[Context]:
+    """One Context per completion: from the columns where present, else from the prompt."""
+    names = Context._fields
+    if all(isinstance(columns.get(name), (list, tuple)) and len(columns[name]) == n for name in names[:2]):
+        mains = columns.get("main_answer")
+        mains = mains if isinstance(mains, (list, tuple)) and len(mains) == n else [""] * n
+        return [
+            Context(_text(r), _text(c), _text(m))
+            for r, c, m in zip(columns["last_robot_turn"], columns["child_reply"], mains)
+        ]
+    prompts = list(prompts) if prompts is not None else []
+    if len(prompts) != n:
+        return [Context("", "", "")] * n
+    return [context_from_prompt(p) for p in prompts]
+
+
+def context_from_prompt(prompt) -> Context:
+    if isinstance(prompt, str):
+        return _from_history(prompt) or Context("", prompt.strip(), "")
+    if not isinstance(prompt, (list, tuple)):
+        return Context("", "", "")
+    turns = [m for m in prompt if isinstance(m, dict) and m.get("role") in ("assistant", "user")]
+    if len(turns) == 1 and turns[0]["role"] == "user":  # history format: one rendered user turn
+        rendered = _from_history(_text(turns[0].get("content")))
+        if rendered:
+            return rendered
+    robot = [_text(t.get("content")) for t in turns if t["role"] == "assistant"]
+    child = _text(turns[-1].get("content")) if turns and turns[-1]["role"] == "user" else ""
+    return Context(robot[-1] if robot else "", child, "")
+
+
+def _from_history(text: str) -> Context | None:
+    robot, child, last = "", "", None
+    for line in text.splitlines():
+        if line.startswith(f"{ROBOT_NAME}:"):
+            robot, last = line[len(ROBOT_NAME) + 1 :].strip(), "robot"
+        elif line.startswith(f"{CHILD_NAME}:"):
+            child, last = line[len(CHILD_NAME) + 1 :].strip(), "child"
+    if last is None:
+        return None
+    child = "" if last == "robot" or child == SILENT else child
+    return Context(robot, child, "")
+
+
+def render(template: Template, context: Context, fast_response: str) -> str:
+    main = f"Main answer (what Pika says right after): {context.main_answer}" if context.main_answer else ""
+    return template.substitute(
+        last_robot_turn=context.last_robot_turn or "(none)",
+        child_reply=context.child_reply or "(silent: the child did not answer)",
+        main_answer_line=main,
+        fast_response=fast_response,
+    )
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
