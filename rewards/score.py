@@ -147,6 +147,13 @@ def run(cfg: dict) -> str:
     specs = parse_specs(cfg.get("rewards") or {})
     specs, skipped = without_disabled_judge(specs, judge)
     rows = read_rows(Path(cfg["input"]), cfg.get("field"))
+    if any(s.name == "judge_coherence" for s in specs):
+        from rewards.judge import JudgeUnavailable, preflight
+
+        try:
+            preflight(judge)
+        except JudgeUnavailable as err:
+            raise ScoreError(str(err)) from None
     scored = score_rows(rows, specs, dict(cfg.get("data") or {}), judge, int(cfg.get("batch_size") or 256))
     write_jsonl(Path(cfg["output"]), scored)
     return summary(scored, specs, skipped)

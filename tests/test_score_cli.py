@@ -15,8 +15,9 @@ ROBOT = {"role": "assistant", "content": "Con mèo trong tiếng Anh là gì nh�
 
 
 def _score(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """The CLI without a judge server (the judge's own tests cover scoring with one)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rewards.score", "+exp=english_only", *args],
+    return subprocess.run([sys.executable, "-m", "rewards.score", "+exp=english_only", "judge=none", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -69,7 +70,7 @@ def test_scores_a_pika_data_file_by_its_fast_response(tmp_path):
 def test_disabled_judge_is_skipped_and_said(tmp_path):
     out = tmp_path / "scored.jsonl"
     result = _score(f"input={_write_jsonl(tmp_path / 'in.jsonl', [_row('Great job!')])}", f"output={out}",
-                    "judge=none", "+rewards.judge_coherence={weight: 1.0}")
+                    "rewards.judge_coherence.weight=1.0")
     assert result.returncode == 0, result.stderr
     assert "judge_coherence: skipped (judge.enabled=false)" in result.stdout
     assert "judge_coherence" not in json.loads(out.read_text())["rewards"]
@@ -100,3 +101,15 @@ def test_invalid_json_and_missing_arguments_are_one_line_errors(tmp_path):
     assert result.returncode == 1 and f"{src}: line 2" in result.stderr and "Traceback" not in result.stderr
     result = _score(f"input={src}")
     assert result.returncode == 1 and "output" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_judge_fails_fast_in_one_line(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rewards.score", "+exp=english_only", "judge.base_url=http://127.0.0.1:9/v1",
+         f"input={_write_jsonl(tmp_path / 'in.jsonl', [_row('Cat!')])}", f"output={tmp_path / 'out.jsonl'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "127.0.0.1:9" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
