@@ -46,7 +46,7 @@ def _data():
 def read_rows(path: Path, field: str | None) -> list[tuple[dict, str, dict]]:
     """[(input row, field scored, validated Pika record)]; raises DataError/ScoreError naming the row."""
     data = _data()
-    rows = data._parse(path, data._read_text(path))  # rl.data's reader: same JSON/JSONL errors as training
+    rows = data.read_rows(path)  # rl.data's reader: same JSON/JSONL errors as training
     out = []
     for index, (row, line) in enumerate(rows):
         where = f"{path}: record {index} (line {line})"

@@ -212,10 +212,16 @@ def validate_record(record: Any) -> None:
             bad(key, f"expected a string or null, got {_type_name(record[key])}")
 
 
+def read_rows(path: str | Path) -> list[tuple[Any, int]]:
+    """[(row, line it starts on)] of a JSON array or JSONL file, not validated; DataError for a bad file."""
+    path = Path(path)
+    return _parse(path, _read_text(path))
+
+
 def load_records(path: str | Path) -> list[dict]:
     """Every record of a Pika JSON array or JSONL file, validated; raises DataError on the first problem."""
     path = Path(path)
-    rows = _parse(path, _read_text(path))
+    rows = read_rows(path)
     for index, (record, line) in enumerate(rows):
         try:
             validate_record(record)
