@@ -60,20 +60,25 @@ def _train(config: dict, run_dir: Path) -> dict:
     import torch
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import GRPOConfig, GRPOTrainer
 
     from rewards.compose import build_reward_funcs, is_async
     from rl.data import build_datasets
     from rl.evaluate import evaluate_policy
     from rl.report import write_report
     from rl.model import ensure_built, load_policy
-    from rl.rollout import grpo_args, trainer_hooks
+    from rl.rollout import check_available, grpo_args, trainer_hooks
     from rl.rollout_metrics import WithRolloutMetrics
     from rl.tracking import start_tracking
 
     model_cfg, data_cfg, rollout = config["model"], config["data"], config["rollout"]
     trainer_cfg, eval_cfg = config["trainer"], config["evaluate"]
     set_seed(config["seed"])
+    # a GPU-only choice on a machine without it fails here, before minutes of loading
+    check_available(rollout.get("backend", "hf"))
+    if model_cfg.get("backend") == "unsloth":
+        from rl.model_unsloth import check_available as check_unsloth
+
+        check_unsloth()
 
     # ---- the nano model is built on first use ----
     ensure_built(model_cfg)
@@ -116,6 +121,9 @@ def _train(config: dict, run_dir: Path) -> dict:
         log.info("before (SFT): %s", _metrics_line(results["before"]))
 
     # ---- train ----
+    # imported after the model: Unsloth swaps in its own GRPOTrainer when it loads
+    from trl import GRPOConfig, GRPOTrainer
+
     tracker = start_tracking(config["logging"], run_dir, config, run_name=f"{config['exp_name']}/{run_dir.name}")
     use_bf16 = model_cfg.get("dtype") == "bfloat16" and torch.cuda.is_available()
     try:
