@@ -107,7 +107,7 @@ def main() -> None:
                 print(f"repeat {repeat + 1}: {name:9s} median step {statistics.median(got):.3f} s", flush=True)
 
     ours, plain = statistics.median(times["rl.train"]), statistics.median(times["plain TRL"])
-    print(f"\n| runner | steps timed | median s/step | p90 s/step |\n|---|---|---|---|")
+    print("\n| runner | steps timed | median s/step | p90 s/step |\n|---|---|---|---|")
     for name, values in times.items():
         p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
         print(f"| {name} | {len(values)} | {statistics.median(values):.3f} | {p90:.3f} |")

@@ -130,3 +130,15 @@ def test_wrong_sft_base_stops_training_with_one_line(tmp_path, nano):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "'Qwen/Qwen2.5-0.5B-Instruct' but model.name_or_path is 'checkpoints/nano/base'" in result.stderr
+
+
+def test_real_job_fails_fast_when_its_judge_is_unreachable(tmp_path, nano):
+    result = subprocess.run(
+        [sys.executable, "-m", "rl.train", "+exp=english_only", "model=nano", "judge=vllm", "logging=none",
+         "judge.base_url=http://127.0.0.1:9/v1", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, cwd=CONF.parent, timeout=300,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "127.0.0.1:9" in result.stderr and "judge.required=false" in result.stderr
+    assert not list((tmp_path / "run").glob("checkpoint-*"))

@@ -15,11 +15,6 @@ import pytest
 from rewards.judge import JudgeUnavailable, make_judge_reward, preflight
 from rl.data import load_records, to_example
 
-try:
-    from tests.vllm_server import vllm_server
-except ModuleNotFoundError:  # plain `pytest` puts tests/, not the repo root, on sys.path
-    from vllm_server import vllm_server
-
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 # The nano model has a 512-token context: a short template keeps every request inside it.
@@ -32,9 +27,8 @@ Rate the fast response as JSON: {"intent_score": 1-5, "reasoning": "...", "inten
 
 
 @pytest.fixture(scope="module")
-def judge_server(nano):
-    with vllm_server(nano.base) as server:
-        yield server
+def judge_server(nano_vllm):
+    return nano_vllm[0]
 
 
 @pytest.fixture

