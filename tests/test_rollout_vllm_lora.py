@@ -135,7 +135,7 @@ def test_vllm_logprobs_follow_the_synced_adapter(nano, server, tmp_path, capsys)
     torch.manual_seed(0)
     with torch.no_grad():
         for param in lora_b.values():
-            param.add_(torch.randn_like(param) * 0.05)
+            param.add_(torch.randn_like(param) * 0.1)
     trainer.state.global_step = 1
     out2 = rollout(group, trainer)
     after = _gap(out2["logprobs"], _trainer_logprobs(policy, out2))
@@ -147,7 +147,8 @@ def test_vllm_logprobs_follow_the_synced_adapter(nano, server, tmp_path, capsys)
         for name, param in lora_b.items():
             param.copy_(updated[name])
     assert after[0] < MATCH_TOL, after
-    assert stale[0] > DIFFER_MIN, stale
+    # the previous adapter explains the new samples far worse than the synced one does
+    assert stale[0] > max(10 * after[0], DIFFER_MIN / 2), (stale, after)
     assert rollout.version == 2 and rollout.counters.failures == 0
     sync_ms = trainer._metrics["eval"]["vllm_lora/sync_ms"]  # policy.eval() above
     with capsys.disabled():
