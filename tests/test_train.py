@@ -65,7 +65,7 @@ def test_run_dir_holds_everything(short_run):
 
 
 def test_saved_adapter_reproduces_the_after_metrics(short_run):
-    from rewards.compose import parse_specs
+    from rewards.compose import parse_specs, without_disabled_judge
     from rl.data import build_datasets
     from rl.evaluate import evaluate_policy
     from rl.model import load_policy
@@ -76,7 +76,8 @@ def test_saved_adapter_reproduces_the_after_metrics(short_run):
     data = config["data"]
     _, held_out = build_datasets(data["path"], data["prompt_format"], data["system_prompt"], data["eval_size"],
                                  data["split_seed"])
-    metrics, _ = evaluate_policy(policy, tokenizer, held_out, parse_specs(config["rewards"]), 100,
+    specs, _ = without_disabled_judge(parse_specs(config["rewards"]), config["judge"])
+    metrics, _ = evaluate_policy(policy, tokenizer, held_out, specs, 100,
                                  config["evaluate"]["batch_size"], config["evaluate"]["max_new_tokens"])
     for key in ("english_rate", "tag_rate", "word_ok_rate", "n"):
         assert metrics[key] == pytest.approx(results["after"][key]), key
@@ -110,3 +111,26 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(nano, tmp_path):
     assert state["global_step"] == target
     logged_steps = [entry["step"] for entry in state["log_history"] if "reward" in entry]
     assert logged_steps == list(range(1, target + 1))  # the resumed run continued, it did not start over
+
+
+def test_evaluate_cli_scores_a_published_adapter(short_run, tmp_path):
+    from rl.publish import publish
+
+    config, run_dir, results = short_run
+    entry = publish(run_dir / "adapter", tmp_path / "serving", "fastresponse", config["model"]["serving_base_model"],
+                    metrics=results["after"], force=True, source_run=run_dir)
+    assert entry.exists()
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "-m", "rl.evaluate", "+exp=english_only", "model=nano", "logging=none", "evaluate.n=100",
+         f"adapter={tmp_path / 'serving' / 'fastresponse'}", f"hydra.run.dir={out}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "eval.json").read_text())
+    assert set(report) == {"before", "after"}
+    # the published copy is the trained adapter: same replies, same metrics as at the end of training
+    for key in ("english_rate", "tag_rate", "word_ok_rate", "n"):
+        assert report["after"][key] == pytest.approx(results["after"][key]), key
+        assert report["before"][key] == pytest.approx(results["before"][key]), key
+    assert (out / "eval.md").read_text().count("## Worst replies") == 2 and (out / "eval.png").exists()
