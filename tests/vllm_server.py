@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
+
+from rl.launch import log_tail, start_server, stop_server, wait_for_health
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,44 +71,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _unavailable(reason: str):
     if os.environ.get("PIKA_REQUIRE_VLLM") == "1":
         raise RuntimeError(reason)
     import pytest
 
     pytest.skip(reason)
-
-
-def _healthy(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _stop(process: subprocess.Popen, grace_s: float = 15) -> None:
-    """SIGTERM the whole process group (vLLM forks an engine core), then SIGKILL what is left."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        # the leader is gone; children of the group may still linger, so signal the group once more
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        return
 
 
 @contextlib.contextmanager
@@ -143,27 +109,11 @@ def vllm_server(
         "--disable-log-stats",
         *extra_args,
     ]  # fmt: skip
-    full_env = {**os.environ, **BASE_ENV, **(env or {})}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=REPO,
-        )  # fmt: skip
+    # the launcher's own start/health/stop code: the tests exercise what users run
+    process = start_server(cmd, {**BASE_ENV, **(env or {})}, log_path)
     server = VLLMServer(base_url, port, model, process, log_path)
     try:
-        deadline = time.monotonic() + timeout_s
-        while not _healthy(base_url):
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"vLLM server for {model} exited with code {process.returncode} before it was "
-                    f"healthy; last log lines ({log_path}):\n{server.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"vLLM server for {model} not healthy after {timeout_s:.0f}s; last log lines "
-                    f"({log_path}):\n{server.log_tail()}"
-                )
-            time.sleep(0.5)
+        wait_for_health(base_url, process, timeout_s, log_path)
         yield server
     finally:
-        _stop(process)
+        stop_server(process, grace_s=15)
