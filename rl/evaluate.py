@@ -122,6 +122,8 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     from rl.tracking import start_tracking
 
     model_cfg, data_cfg, eval_cfg = config["model"], config["data"], config["evaluate"]
+    if config.get("cpu_threads"):
+        torch.set_num_threads(config["cpu_threads"])
     ensure_built(model_cfg)
     adapter = Path(config["adapter"])
     _, held_out = build_datasets(data_cfg["path"], data_cfg["prompt_format"], data_cfg.get("system_prompt"),

@@ -19,7 +19,7 @@ What `python -m rl.nano` builds (in `checkpoints/nano/` unless `--root DIR`):
    temperature 1) and of the base model, measured with the reward code.
 
 Everything is written to a temporary directory next to the root and renamed at the end, so an interrupted
-build never leaves a half model. Seeded and deterministic for a given torch build and thread count.
+build never leaves a half model. Seeded and deterministic for a given torch build (built on one thread, whatever the machine has).
 About 2 minutes on one CPU thread; `ensure_nano` builds only when the build is missing or stale (another
 recipe, data file or RECIPE_VERSION).
 
@@ -460,11 +460,24 @@ def build_nano(root: Path = DEFAULT_ROOT, data: Path = DEFAULT_DATA, recipe: Rec
     """Build base/, sft/ and nano_build.json under `root` (replacing what is there), atomically."""
     import torch
 
-    from rl.data import build_datasets
-
     root, data = Path(root), Path(data)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
+    # Float sums depend on how work is split across threads: one thread makes every machine build the same
+    # bytes (and 2 threads buy only 30% on a busy 2-core box).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _build(root, data, recipe, timings, t_all)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(root: Path, data: Path, recipe: Recipe, timings: dict, t_all: float) -> NanoPaths:
+    import torch
+
+    from rl.data import build_datasets
+
     torch.manual_seed(recipe.seed)
 
     # ---- data ----

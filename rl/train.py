@@ -73,6 +73,8 @@ def _train(config: dict, run_dir: Path) -> dict:
     model_cfg, data_cfg, rollout = config["model"], config["data"], config["rollout"]
     trainer_cfg, eval_cfg = config["trainer"], config["evaluate"]
     set_seed(config["seed"])
+    if config.get("cpu_threads"):
+        torch.set_num_threads(config["cpu_threads"])
     # a GPU-only choice on a machine without it fails here, before minutes of loading
     check_available(rollout.get("backend", "hf"))
     if model_cfg.get("backend") == "unsloth":
