@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewards.registry import get_reward
+from rewards.registry import REGISTRY, get_reward
 
 RewardFunc = Callable[..., list]
 
@@ -37,6 +37,8 @@ def parse_specs(rewards_cfg: Mapping[str, Any]) -> list[RewardSpec]:
     """Plain dict from the config (`name -> {weight, gate, params}`) -> validated specs."""
     specs = []
     for name, entry in (rewards_cfg or {}).items():
+        if name not in REGISTRY:
+            raise ValueError(f"rewards.{name}: unknown reward; known: {', '.join(sorted(REGISTRY))}")
         entry = dict(entry or {})
         unknown = set(entry) - {"weight", "gate", "params"}
         if unknown:

@@ -10,24 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewards.compose import Gated, build_raw_funcs, build_reward_funcs, combine, parse_specs
+from rewards.compose import Gated, build_raw_funcs, build_reward_funcs, combine, parse_specs, without_disabled_judge
 from rewards.english import is_english
 from rewards.tags import has_say_tag
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def _exp_rewards(name: str = "english_only") -> dict:
-    """The experiment's `rewards:` block as the training entry point sees it (Hydra-composed, plain)."""
+def _exp_specs(name: str = "english_only") -> list:
+    """The experiment's reward stack as training on the nano model sees it (Hydra-composed; no judge server)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+exp={name}"])
-    return OmegaConf.to_container(cfg.rewards, resolve=True)
+        cfg = OmegaConf.to_container(compose(config_name="config", overrides=[f"+exp={name}", "model=nano"]),
+                                     resolve=True)
+    return without_disabled_judge(parse_specs(cfg["rewards"]), cfg["judge"])[0]
 
 
-SPECS = parse_specs(_exp_rewards())
+SPECS = _exp_specs()
 FUNCS, WEIGHTS = build_reward_funcs(SPECS)
 
 

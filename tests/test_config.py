@@ -74,10 +74,8 @@ def test_eval_length_follows_the_rollout_length():
 
 def test_unknown_reward_is_a_clear_error():
     cfg = composed("+exp=english_only", "+rewards.lang_rew_v2.weight=1")
-    from rewards.compose import build_raw_funcs
-
     with pytest.raises(ValueError, match="rewards.lang_rew_v2: unknown reward"):
-        build_raw_funcs(parse_specs(cfg["rewards"]))
+        parse_specs(cfg["rewards"])
 
 
 def test_cfg_job_prints_the_composed_config():
