@@ -64,8 +64,8 @@ def _train(config: dict, run_dir: Path) -> dict:
     from rewards.compose import build_reward_funcs, is_async
     from rl.data import build_datasets
     from rl.evaluate import evaluate_policy
-    from rl.report import write_report
     from rl.model import ensure_built, load_policy
+    from rl.report import write_report
     from rl.rollout import check_available, grpo_args, trainer_hooks
     from rl.rollout_metrics import WithRolloutMetrics
     from rl.tracking import start_tracking
@@ -109,10 +109,11 @@ def _train(config: dict, run_dir: Path) -> dict:
     results: dict[str, dict] = {}
     rows: dict[str, list] = {}
     before_file = run_dir / "eval_before.json"
-    evaluate = lambda: evaluate_policy(  # noqa: E731
-        policy, tokenizer, held_out, specs, eval_cfg["n"], eval_cfg["batch_size"], eval_cfg["max_new_tokens"],
-        **outside,
-    )
+
+    def evaluate():
+        return evaluate_policy(policy, tokenizer, held_out, specs, eval_cfg["n"], eval_cfg["batch_size"],
+                               eval_cfg["max_new_tokens"], **outside)
+
     if eval_cfg["enabled"]:
         if before_file.exists():
             saved = json.loads(before_file.read_text())
