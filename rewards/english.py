@@ -4,17 +4,20 @@ fastText's lid.176 alone is unreliable on the 1-6 word replies Pika gives: it ca
 "gioi qua" English and rejects "Tom!" or "5!". So the decision is made in this order, cheapest first:
 1. No word (empty, whitespace, emoji or punctuation only) -> not English: emptiness must never score.
 2. Any letter outside ASCII (Vietnamese tone marks and letters, other scripts, French/Spanish/German
-   accents) -> not English, except inside a few English loanwords ("café", "Pokémon").
+   accents) -> not English, except inside a few English loanwords ("café", "Pokémon") and capitalised
+   Vietnamese names written with their diacritics ("Great job, Bảo!"; not "Hồng" = pink or "Gấu" = bear).
 3. Per word (lower-cased, elongations like "yaaay" squeezed, "-s/-ed/-ing" stripped when needed):
    - a Vietnamese syllable typed without diacritics that is not an English word ("gioi", "qua", "khong",
-     "roi", "ban", "con", "cam") -> not English (a mixed reply is not English). Words that are both
-     ("me", "may", "to", "an", "hat") decide nothing. A capitalised Vietnamese given name ("Minh",
-     "Lan") is allowed ("Great job, Minh!"): the rest of the reply decides.
+     "roi", "ban", "con", "cam", chat shorthand "vl", "cx", "ntn") -> not English (a mixed reply is not
+     English). Words that are both ("me", "may", "to", "an", "hat") decide nothing. A capitalised
+     Vietnamese given name ("Minh", "Lan", "Bảo") is allowed ("Great job, Minh!") if an English word is
+     beside it: "Nhi?" (nhỉ) or "Bảo Ngọc" alone are not English.
    - a common word of another Latin-script language ("merci", "hola", "danke", "bagus") -> not English.
    - an English word (kid-directed lexicon, numbers, exclamations, names) counts for English.
 4. Replies of shared words only: Vietnamese if they end in the particle "a" or hold a lone "o"/"u"
    ("the a", "o day"), or if every shared word leans Vietnamese ("me an" = mẹ ăn, "the ha" = thế hả);
-   "Got it!", "Do it!", "La la la!" stay English.
+   "Got it!", "Do it!", "La la la!" stay English. A bare "a"/"e" closing a reply after English words is the
+   Vietnamese "ạ"/"em" ("Yes a", "Thanks a", "Ok e") unless a letter is meant ("Letter a!", "Big e").
 5. Words known to neither list: a lower-case word shaped like a Vietnamese syllable ("nghieng") needs
    twice as many English words beside it; other unknown words ("brontosaurus", "kiitos") are English if
    English words are at least as many, if the reply is one capitalised word (a name), or unless
@@ -85,6 +88,8 @@ _VI_SYLLABLE = re.compile(
     r"ooc|oong|op|ot|u|ua|uan|uang|uat|uay|uc|ue|uen|uet|ui|um|un|ung|uo|uoc|uoi|uom|uon|uong|uot|up|ut|"
     r"uu|uy|uya|uyen|uyet|uynh|uyt|y|yen|yet|yeu)"
 )
+# A bare "a" or "e" closing the reply after a space or comma (not quoted: 'Say "a"!'): Vietnamese "ạ"/"em".
+_VI_FINAL_PARTICLE = re.compile(r"[\s,][ae][\s!?.\u2026~]*$")
 # fastText must be at least this sure of a non-English language to reject words missing from both lexicons.
 FOREIGN_MIN_PROB = 0.5
 _SUFFIXES = ("'s", "'ll", "'re", "'ve", "'d", "ies", "es", "s", "ed", "d", "ing", "er", "est", "ly", "y", "n")
@@ -116,10 +121,15 @@ def _english_word(word: str) -> bool:
 def _has_foreign_letters(text: str) -> bool:
     """True if a letter or combining mark outside ASCII appears outside an allowed English loanword."""
     for word in _WORD.findall(text):
-        if not word.isascii() and word.lower() not in LOANWORDS:
+        if not word.isascii() and word.lower() not in LOANWORDS and not _marked_name(word):
             return True
     # Combining marks (tone marks typed separately) that NFC could not attach to a letter.
     return any("\u0300" <= ch <= "\u036f" for ch in text)
+
+
+def _marked_name(word: str) -> bool:
+    """A capitalised Vietnamese given name or surname written with its diacritics: "Bảo", "Ngọc", "Đức"."""
+    return word[:1].isupper() and word[1:].islower() and word.lower() in VIETNAMESE_MARKED_NAMES
 
 
 def _pieces(words: list[str]) -> list[str]:
@@ -142,11 +152,14 @@ def _decide(text: str) -> bool:
     if not text.isascii() and _has_foreign_letters(text):
         return False
 
-    english = unknown = unknown_vi = 0
+    english = unknown = unknown_vi = marked_names = names = 0
     pieces = _pieces(words)
     vi_leaning = set()
     for word in pieces:
         lower = word.lower()
+        if not lower.isascii() and _marked_name(word):  # "Great job, Bảo!": the rest of the reply decides
+            marked_names += 1
+            continue
         if lower.isdigit() or len(lower) == 1:
             english += lower.isdigit()  # a number is fine English; a lone letter decides nothing
             if word in TEEN_CODE_LETTERS:
@@ -162,6 +175,7 @@ def _decide(text: str) -> bool:
                     vi_leaning.add("")  # an English-leaning shared word ("it", "got", "hat")
                 continue  # "me", "may", "to": both languages, decides nothing alone
             if word[0].isupper() and word[1:].islower() and lower in VIETNAMESE_NAMES:
+                names += 1
                 continue  # "Good job, Minh!": the rest of the reply decides
             return False
         if _english_word(lower) or any(c.isdigit() for c in lower):
@@ -170,8 +184,12 @@ def _decide(text: str) -> bool:
             unknown_vi += 1
         else:
             unknown += 1
+    if (marked_names or names) and not english and "" not in vi_leaning:
+        return False  # a Vietnamese name needs English around it: "Nhi?" (nhỉ), "Bảo Ngọc" alone are not English
     if not english and len(pieces) > 1 and (pieces[-1] == "a" or "o" in pieces or "u" in pieces):
         return False  # "the a", "o day": Vietnamese "à/ạ", "ở/ơ", "ừ" with no English word around
+    if english and len(pieces) > 1 and pieces[-2].lower() not in LETTER_CONTEXT and _VI_FINAL_PARTICLE.search(text):
+        return False  # "yes a", "thanks a", "ok e": Vietnamese "ạ" / "em" typed bare after English words
     if not english and not unknown and len(vi_leaning) >= 2 and "" not in vi_leaning:
         return False  # "me an", "the ha", "z ha": only words far more common as Vietnamese (mẹ ăn, thế hả)
     if unknown_vi and not (english and english >= 2 * unknown_vi):
@@ -243,12 +261,40 @@ terima kasih selamat pagi siang malam bagus sekali kabar baik tidak saya kamu an
 salamat magandang umaga kumusta mahal hej tack goedemorgen goed arigato arigatou konnichiwa sayonara
 kawaii sugoi desu annyeong kamsahamnida xiexie nihao zaijian sawasdee khob khun merhaba spasibo privet
 nyet
+hallo klasse wunderbar genau richtig jawohl tschus auf wiedersehen
+bene benissimo bravissima bambino bambina ottimo perfetto arrivederci
+excelente genial estupendo felicidades hasta luego muchas
+dobrze dziekuje czesc brawo cudownie
+jambo asante habari nzuri sana mabuhay galing shukran marhaba habibi yalla aferin tesekkurler harika
+shabash dhanyavad bahut accha achha kiitos hyvaa heippa bedankt dankjewel doei mooi goedzo
+parabens muito tchau
 """.split())
 
 # Shared words that, in a reply made only of shared words, mark Vietnamese: "the ha" (thế hả), "me an" (mẹ ăn).
-VIETNAMESE_LEANING = frozenset("me an ha the la may hay day do ben mat met sang son dong ho tin lay hem".split())
+VIETNAMESE_LEANING = frozenset("me an ha the la may hay day do ben mat met sang son dong ho tin lay hem ta".split())
 # Vietnamese chat shorthand: z = vậy, j = gì, r = rồi, v = vậy ("z ha", "r nha").
 TEEN_CODE_LETTERS = frozenset("zjrv")
+# Words after which a closing bare "a"/"e" is the letter itself, not a Vietnamese particle: "Letter a!", "Big e".
+LETTER_CONTEXT = frozenset("""
+letter letters say says said an a the big small little capital lowercase uppercase sound sounds vowel plan
+vitamin grade type side is it's its with and or not find write trace draw spell spelled like from to after
+before starts begins ends makes than of for in on at
+""".split())
+
+# Given names and surnames written with their diacritics, allowed (capitalised) inside an English reply:
+# "Great job, Bảo!", "Well done, Ngọc!". Names that are also words a lesson translates (Hồng = pink,
+# Xuân = spring, Đông = winter, Lê = pear, Năm = five) or nicknames that are animals or food (Gấu, Mèo,
+# Bắp, Mít, Sóc) are left out: "Pink! Hồng!" is a mixed reply.
+VIETNAMESE_MARKED_NAMES = frozenset(unicodedata.normalize("NFC", """
+ái ánh ân bảo bích bình cát châu chiến chính cường dân diễm diệp diệu dũng dương duyên đại đan
+đạt đăng điệp định đức giáp hà hải hạnh hảo hằng hân hậu hiền hiển hiếu hiệp hoà hòa hoài hoàn hoàng huân
+huệ hùng hưng hương hường huyền huỳnh khải khánh khôi khuê kiệt kiều lâm lệ liên lĩnh lộc lợi lực lương
+lượng lý mạnh mẫn mến mỹ nga ngà ngân nghĩa ngọc nguyễn nguyệt nhã nhân nhật nhiên như nhị phát phú phúc
+phụng phước phương phượng quân quế quốc quý quyên quỳnh sơn sương tài tâm tân thái thắm thắng thành thảo
+thạch thiên thiện thịnh thoa thông thơ thư thương thuận thuý thúy thủy thuỷ thùy tiến tiên tín toàn trâm
+trân trần trí triết triệu trinh trọng trúc trương tú tuấn tuệ tùng tường tuyền tuyết uyên vân văn việt
+vĩnh võ vũ vương vỹ xuyến yên yến đặng đỗ đoàn phạm bùi hồ lưu tạ đinh trịnh
+""").split())
 
 VIETNAMESE_NAMES = frozenset("""
 an anh bao bich binh chau cuong dao dat duc giang ha hai hanh hau hien hieu hoa hoai hoang hong hue hung
@@ -256,6 +302,9 @@ huong huy khang khanh khoa khoi kien lan lien linh loan loc long luan mai minh m
 nhung phat phong phuc phuong quan quang quoc quynh sang son tan thang thanh thao thinh thu thuy tien
 toan trang trieu trinh truc trung tuan tung tuyet uy uyen van viet vinh vu vy xuan yen bi bo na ti su
 bong mit cun bap gau nhim xu ben bon soc tit
+nhi tam tu duy chi dan han ngan nga nhu phu quy tai tri thai tuong kiet diem diep dieu duyen dai dang hao
+hiep huan kieu luong man nguyet nhat nhien phuoc phung suong tham thach thien thong thoa thuan tran
+triet truong tue tuyen vuong xuyen nguyen pham huynh phan bui duong ly
 """.split())
 
 ENGLISH_WORDS = frozenset("""
@@ -273,7 +322,7 @@ beneath benny berries berry beside besides best bet better between beyond bicycl
 bike billion bin bingo bird birds birthday biscuit biscuits bit bits bitter black block blocks blood
 blue blueberries blueberry bluey boat boats bob bobby body bone bones bonk boo book books boom boot
 boots bop bored boring bot both bottom bought bounce bowl box boxes boy boys brain branch brave bravo
-bread breakfast bridge bright brilliant bring broccoli brother brothers brought brown brr brush brushing
+bread breakfast bridge bright brilliant bring broccoli bro brother brothers brought brown brr brush brushing
 bubble bubbles bud buddy bug bugs build built bum bun bunnies bunny buns burger bus buses bush busy but
 butter butterflies butterfly buy buzz by bye bye-bye byebye cabbage cake cakes calf call called calm
 came camel camera camp can can't candies candy cannot cant cap car card cards care careful carefully
@@ -292,7 +341,7 @@ diet different difficult dim ding dinner dino dinos dinosaur dinosaurs dip dirt 
 doe does doesn't doesnt dog doggie doggy dogs doing doll dolls dolphin dolphins don't donald done dong
 donkey dont donut donuts doodle-doo door dora dory dot dots double doughnut down dozen dragon dragonfly
 dragons drank draw drawing dress drew drink drinks drip drive driver drop drove drum drums dry duck
-duckling ducks due duet dug dunno duo duper during each eagle ear early ears earth east easter easy eat
+duckling ducks due duet dunk dug dunno duo duper during each eagle ear early ears earth east easter easy eat
 eating edge egg eggs eh eight eighteen eighth eighty either elbow elephant elephants eleven ella elmo
 elsa emma empty end english enjoy enormous enough equal equals er erm especially ethan eva evan even
 evening every everybody everyone everything everywhere ew eww exactly example examples excellent except
@@ -365,7 +414,7 @@ sees sell sentence september set seven seventeen seventh seventy several shake s
 shared shark sharks sharp she she'd she'll she's sheep shh shhh shiny ship ships shirt shoe shoes shop
 short shorter shorts should shoulder shoulders shouldn't shouldnt shout show showed shower shrek shrimp
 shut shy sick side sides sigh silent silly silver simba simon simple since sing sip sir sister sisters
-sit six sixteen sixth sixty size sizes skateboard skin skip skirt skunk sky sleep sleepy slept slide
+sit six sixteen sixth sixty size sizes skateboard skin skip skirt skunk sky sleep sleepy slam slept slide
 slow slowly slug small smaller smallest smart smash smell smells smelly smile smiled smooth smoothie
 snack snacks snacktime snail snails snake snakes snap snow snowball snowflake snowman snowy so soap
 soccer sock socks soda sofa soft softly sol some somebody someone something sometimes somewhere son song
@@ -377,7 +426,7 @@ stinky stomach stomp stone stood stop store stories storm story storytime straig
 strawberry street striped stripy strong student students study stuff submarine subtract such suddenly
 sue sugar sum summer sun sunday sunflower sung sunny sunshine super super-duper superb superhero
 superman supermarket superstar supper sure surely susan swam swan sweater sweet sweetheart sweetie
-sweets swim swimming swing swish swoosh t-shirt ta-da tab table tablet tada take taken takes tale talk
+sweets swim swimming swing swish swoosh t-shirt ta ta-da ta-dah tab table tablet tada take taken takes tale talk
 talked tall taller tame tan tap taste tastes tasty taught taxi tea teach teacher teachers teal team ted
 teddy teddy-bear teeny teeth television tell ten tennis tent tenth terrific tessa test than thank thanks
 thankyou that that'll that's thats the their theirs them themselves then there there's theres these they
@@ -440,4 +489,8 @@ truot tu tua tuc tui tung tuoi tuong tuot tuy tuyet u ua uc uhm ui uk ukie ukm u
 vac vai van vang vanh vao vat vay ve vem ven veo vet vi via viec viem vien viet vinh vo voi vong vu vua
 vui vung vuon vuong vut xa xac xanh xao xay xe xem xen xep xet xi xich xin xinh xo xoa xoai xoay xoi
 xong xu xua xuan xuat xuc xung xuong y yen yeu zui
-""".split())
+bap cham chanh chao chay cuu ech heo huou ke mit ngau ngua nhim quyt soc thit trieu vit xam xau alo toang
+""".split()) | frozenset("""
+vl vcl vkl vcc dm dmm dcm dkm cmn clm cx ntn mn trc trog bjo bh nx ck vk thik bik bic bjk bjt oy hoy kq cj
+nka nch lm mik kh hk pk bt bnh vd sn ae vc zay zi zo dzui kute kiu thoai nhoa nhaa uki
+""".split())  # chat shorthand: vl, cx (cũng), ntn (như thế nào), trc (trước), bjo (bây giờ), ck/vk (chồng/vợ)
