@@ -40,15 +40,18 @@ def short_run(nano, tmp_path_factory):
 
 
 def test_short_run_improves_the_rewards(short_run):
+    """Greedy held-out replies, scored by the experiment's own rewards, improve in 24 steps.
+
+    Measured (seed 42, one thread): reward 1.68 -> 2.31, English 0.55 -> 0.79, tags 0.15 -> 0.07. The
+    per-step sampled reward is too noisy over 24 steps of 4 prompts to assert on (2.44 -> 2.54)."""
     config, run_dir, results = short_run
     state = json.loads((run_dir / "checkpoint-24" / "trainer_state.json").read_text())
-    rewards = step_rewards(state["log_history"])
-    assert len(rewards) == 24
-    first, last = sum(rewards[:6]) / 6, sum(rewards[-6:]) / 6
-    assert last > first + 0.2, f"mean reward of the first 6 steps {first:.3f}, of the last 6 {last:.3f}"
+    assert len(step_rewards(state["log_history"])) == 24
     before, after = results["before"], results["after"]
-    assert after["english_rate"] > before["english_rate"]
     assert before["n"] == after["n"] == 100
+    assert after["reward_mean"] > before["reward_mean"] + 0.3, (before, after)
+    assert after["english_rate"] > before["english_rate"] + 0.15, (before, after)
+    assert after["tag_rate"] < before["tag_rate"], (before, after)
 
 
 def test_run_dir_holds_everything(short_run):
