@@ -1,6 +1,6 @@
 """`rollout=vllm_lora`: GRPO rollouts from a plain vLLM OpenAI server that serves the policy's LoRA by name.
 
-No NCCL and no full-weight push: after every optimizer step the trainer saves only the adapter (a few MB)
+No NCCL and no full-weight push: after every optimizer step the trainer saves only the adapter (tens of MB for the 1.5B model)
 into a staging dir the server can read, tells the server to reload it in place
 (`POST /v1/load_lora_adapter` with `load_inplace: true`), then asks `/v1/completions` for
 `num_generations` samples per prompt by adapter name, with token ids and per-token log-probs. Any vLLM
