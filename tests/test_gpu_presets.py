@@ -157,12 +157,16 @@ def test_lora_preset_commands(tmp_path):
     assert f"rollout.base_url={base_url}" in train_cmd
 
 
-def test_launch_dry_run_prints_both_commands(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "rl.launch", "+exp=english_only", "rollout=vllm_server", "launch.dry_run=true",
-         f"hydra.run.dir={tmp_path}"],
+def _launch_dry_run(rollout: str, run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rl.launch", "+exp=english_only", f"rollout={rollout}", "launch.dry_run=true",
+         f"hydra.run.dir={run_dir}"],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
+
+
+def test_launch_dry_run_prints_both_commands(tmp_path):
+    result = _launch_dry_run("vllm_server", tmp_path)
     assert result.returncode == 0, result.stderr
     server_line, train_line = result.stdout.strip().splitlines()
     assert server_line.startswith("CUDA_VISIBLE_DEVICES=0 ") and "trl.scripts.vllm_serve" in server_line
@@ -171,11 +175,7 @@ def test_launch_dry_run_prints_both_commands(tmp_path):
 
 
 def test_launch_refuses_a_backend_without_a_server(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "rl.launch", "+exp=english_only", "rollout=hf", "launch.dry_run=true",
-         f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
-    )  # fmt: skip
+    result = _launch_dry_run("hf", tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: rollout=hf: nothing to launch (rl.launch serves rollout=vllm_server or vllm_lora)"
