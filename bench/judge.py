@@ -10,9 +10,8 @@ seconds, like a busy vLLM judge:
    reference reply, else any demo reply: a policy that has converged on short stock replies), for
    `--steps` steps and two epochs over the same prompts, with the cache file kept between steps.
 
-Run:  python -m bench.judge [--latency 0.3] [--repeats 3] [--samples nano demo] [--steps 4]
-(`python bench/judge.py` would put bench/ first on sys.path, where bench/rewards.py hides the rewards
-package.) Record the printed medians in bench/RESULTS.md.
+Run:  python bench/judge.py [--latency 0.3] [--repeats 3] [--samples nano demo] [--steps 4]
+Record the printed medians in bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -29,10 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+# This folder holds bench/rewards.py, which would shadow the `rewards` package: look past it.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
-from rewards.judge import make_judge_reward
-from rl.data import load_records, to_example
+import httpx  # noqa: E402
+
+from rewards.judge import make_judge_reward  # noqa: E402
+from rl.data import load_records, to_example  # noqa: E402
 
 GROUP = 8  # rollout.num_generations
 MODEL = "fake-judge"
