@@ -177,7 +177,7 @@ def test_launcher_trains_nano_against_its_own_vllm_server(nano, tmp_path):
     cmd = [
         sys.executable, "-m", "rl.launch", "+exp=english_only", "model=nano", "rollout=vllm_lora", "logging=none",
         f"rollout.base_url=http://127.0.0.1:{free_port()}", f"rollout.server.python={python}",
-        "rollout.server.dtype=auto", "rollout.server.max_model_len=512", "rollout.server.max_loras=4",
+        "rollout.server.dtype=float32", "rollout.server.max_model_len=512", "rollout.server.max_loras=4",
         "rollout.server.health_timeout_s=300", f"hydra.run.dir={run_dir}",
         *SHORT_RUN,
     ]  # fmt: skip
@@ -190,14 +190,14 @@ def test_launcher_trains_nano_against_its_own_vllm_server(nano, tmp_path):
     while _live_members(server_pid) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _live_members(server_pid) == [], "the server's process group outlived the launcher"
-    # Learning shows first in the sampled rollouts (greedy evaluation of a tiny model moves later).
     (state_file,) = run_dir.glob("checkpoint-*/trainer_state.json")
     rates = [h["rollout/english_rate"] for h in json.loads(state_file.read_text())["log_history"] if "rollout/english_rate" in h]
     assert len(rates) == 16
-    early, late = statistics.fmean(rates[:4]), statistics.fmean(rates[-4:])
-    assert late >= early + 0.08, rates  # measured +0.10 (12 steps), +0.16 (16); one step's rate has sd ~0.08
-    results = json.loads((run_dir / "eval.json").read_text())
-    assert results["after"]["english_rate"] >= results["before"]["english_rate"] - 0.05, results
+    # The held-out greedy replies improve as with rollout=hf. Measured with a float32 server (samples exactly
+    # on-policy): reward 1.74 -> 2.20, English 0.58 -> 0.75 (rollout=hf, 24 steps: 1.68 -> 2.31, 0.55 -> 0.79).
+    before, after = (json.loads((run_dir / "eval.json").read_text())[k] for k in ("before", "after"))
+    assert after["reward_mean"] > before["reward_mean"] + 0.2, (before, after)
+    assert after["english_rate"] > before["english_rate"] + 0.08, (before, after)
     assert list((run_dir / "vllm_lora_staging").glob("policy-v*")), "the adapter was never staged"
 
 
