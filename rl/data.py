@@ -368,32 +368,6 @@ def build_datasets(
 
 # ---------------------------------------------------------------- summary (python -m rl.data check)
 
-_VIETNAMESE_LETTERS = set("ăâđêôơưĂÂĐÊÔƠƯ")
-_VIETNAMESE_MARKS = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền, sắc, ngã, hỏi, nặng
-
-
-def _looks_vietnamese(text: str) -> bool:
-    """Fallback when rewards.english is not there: Vietnamese letters or tone marks."""
-    decomposed = unicodedata.normalize("NFD", text)
-    return any(c in _VIETNAMESE_LETTERS for c in text) or any(c in _VIETNAMESE_MARKS for c in decomposed)
-
-
-def _language_check():
-    """(is_vietnamese, how) using the reward's English detector when it exists."""
-    try:
-        from rewards.english import is_english
-    except Exception:  # not written yet, or its language model cannot load: the summary still works
-        return _looks_vietnamese, "Vietnamese letters/tone marks"
-    return (lambda text: not is_english(text)), "not rewards.english.is_english"
-
-
-def _word_counter():
-    try:
-        from rewards.length import count_words
-    except ImportError:
-        return lambda text: len(text.split())
-    return count_words
-
 
 def summarize(
     records: list[dict],
@@ -403,8 +377,9 @@ def summarize(
     split_seed: int = 0,
 ) -> dict:
     """Numbers printed by `check`: sizes, turns, intents, languages, target lengths, silence, main answers."""
-    is_vietnamese, how = _language_check()
-    count_words = _word_counter()
+    from rewards.english import is_english  # the reward's own detector: the share it would reject
+    from rewards.length import count_words
+
     examples = [to_example(r, prompt_format, system_prompt) for r in records]
     turns = [sum(t["role"] != "system" for t in r["previous_conversation"]) for r in records]
     robot = [t["content"] for r in records for t in r["previous_conversation"] if t["role"] == "assistant"]
@@ -416,8 +391,7 @@ def summarize(
         "conversations": len({e["conversation_id"] for e in examples}),
         "turns": {"min": min(turns), "mean": statistics.fmean(turns), "max": max(turns)},
         "intents": dict(Counter(e["intent"] for e in examples if e["intent"]).most_common()),
-        "vietnamese_robot_turns": sum(map(is_vietnamese, robot)) / len(robot) if robot else 0.0,
-        "vietnamese_check": how,
+        "vietnamese_robot_turns": sum(not is_english(t) for t in robot) / len(robot) if robot else 0.0,
         "robot_turns": len(robot),
         "target_words": {("7+" if k == 7 else str(k)): lengths.get(k, 0) for k in range(1, 8)},
         "silent_child": sum(e["child_reply"] == "" for e in examples) / n,
@@ -444,7 +418,7 @@ def format_summary(path: str | Path, s: dict, prompt_format: str = "messages") -
     else:
         lines.append("intents: none given")
     lines += [
-        f"Vietnamese robot turns: {s['vietnamese_robot_turns']:.1%} of {s['robot_turns']} ({s['vietnamese_check']})",
+        f"Vietnamese robot turns: {s['vietnamese_robot_turns']:.1%} of {s['robot_turns']} (not rewards.english.is_english)",
         "target length in words: "
         + "  ".join(f"{k}: {v} ({v / n:.0%})" for k, v in s["target_words"].items()),
         f"silent child (empty last child turn): {s['silent_child']:.1%}"

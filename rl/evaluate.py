@@ -82,16 +82,28 @@ def score_replies(examples: list[dict], replies: list[str], specs: list[RewardSp
     return rows
 
 
+def reply_rates(replies: list[str]) -> dict:
+    """The rates that decide whether replies are fast responses: English, tagged, 1-6 words."""
+    n = len(replies)
+    return {
+        "english_rate": sum(map(is_english, replies)) / n,
+        "tag_rate": sum(map(has_say_tag, replies)) / n,
+        "word_ok_rate": sum(count_words(r) in WORD_OK for r in replies) / n,
+        "n": n,
+    }
+
+
 def summarize(rows: list[dict]) -> dict:
     """Rows from `score_replies` -> the evaluation metrics."""
     n = len(rows)
     if n == 0:
         return {"english_rate": None, "tag_rate": None, "word_ok_rate": None, "judge_mean": None, "n": 0}
+    rates = reply_rates([r["reply"] for r in rows])
     judged = [r["rewards"]["judge_coherence"] for r in rows if r["rewards"].get("judge_coherence") is not None]
     return {
-        "english_rate": sum(is_english(r["reply"]) for r in rows) / n,
-        "tag_rate": sum(has_say_tag(r["reply"]) for r in rows) / n,
-        "word_ok_rate": sum(count_words(r["reply"]) in WORD_OK for r in rows) / n,
+        "english_rate": rates["english_rate"],
+        "tag_rate": rates["tag_rate"],
+        "word_ok_rate": rates["word_ok_rate"],
         "judge_mean": sum(judged) / len(judged) if judged else None,
         "n": n,
         "reward_mean": sum(r["total"] for r in rows) / n,

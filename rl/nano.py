@@ -213,24 +213,6 @@ def _has_vietnamese_marks(text: str) -> bool:
     return any(c in _VIETNAMESE_LETTERS for c in text) or any(c in _VIETNAMESE_MARKS for c in decomposed)
 
 
-# ---------------------------------------------------------------- measuring replies
-
-
-def reply_rates(replies: list[str]) -> dict:
-    """The evaluation's rates (rl.evaluate), measured with the reward code itself."""
-    from rewards.english import is_english
-    from rewards.length import count_words
-    from rewards.tags import has_say_tag
-
-    n = len(replies)
-    return {
-        "english_rate": sum(map(is_english, replies)) / n,
-        "tag_rate": sum(map(has_say_tag, replies)) / n,
-        "word_ok_rate": sum(1 <= count_words(r) <= 6 for r in replies) / n,
-        "n": n,
-    }
-
-
 # ---------------------------------------------------------------- tokenizer
 
 
@@ -477,6 +459,7 @@ def _build(root: Path, data: Path, recipe: Recipe, timings: dict, t_all: float) 
     import torch
 
     from rl.data import build_datasets
+    from rl.evaluate import reply_rates
 
     torch.manual_seed(recipe.seed)
 

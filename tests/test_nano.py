@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rl import nano as nano_mod
+from rl.evaluate import reply_rates
 from rl.nano import Recipe, ensure_nano, leak_kind, leaky_target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,14 +187,14 @@ def test_sft_adapter_shows_the_leak_greedily_and_the_base_does_not(nano):
     long replies present; the base model alone answers English."""
     model, tok = load_sft(nano)
     prompts = [r["prompt"] for r in held_out_rows(nano.data)]
-    rates = nano_mod.reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
+    rates = reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
     assert rates["english_rate"] <= 0.70
     assert rates["tag_rate"] >= 0.05 and rates["word_ok_rate"] <= 0.97
     built = json.loads((nano.base.parent / nano_mod.BUILD_FILE).read_text())["held_out"]["sft_greedy"]
     for key in ("english_rate", "tag_rate", "word_ok_rate"):
         assert rates[key] == pytest.approx(built[key], abs=0.05), key
     with model.disable_adapter():
-        base = nano_mod.reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
+        base = reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
     assert base["english_rate"] >= 0.9 and base["tag_rate"] <= 0.02
 
 
