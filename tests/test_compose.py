@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,18 +12,12 @@ from hypothesis import strategies as st
 from rewards.compose import Gated, build_raw_funcs, build_reward_funcs, combine, parse_specs, without_disabled_judge
 from rewards.english import is_english
 from rewards.tags import has_say_tag
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from tests.composed import composed
 
 
 def _exp_specs(name: str = "english_only") -> list:
     """The experiment's reward stack as training on the nano model sees it (Hydra-composed; no judge server)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose(config_name="config", overrides=[f"+exp={name}", "model=nano"]),
-                                     resolve=True)
+    cfg = composed(f"+exp={name}", "model=nano")
     return without_disabled_judge(parse_specs(cfg["rewards"]), cfg["judge"])[0]
 
 

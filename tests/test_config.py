@@ -8,19 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
 from rewards.compose import parse_specs
 from rl.model import ModelConfigError, check_adapter_base
+from tests.composed import composed
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def composed(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_defaults_are_the_real_job():

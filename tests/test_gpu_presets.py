@@ -14,18 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
 from rl.launch import server_command, training_command
 from rl.rollout import RolloutConfigError, check_available, grpo_args, trainer_hooks
+from tests.composed import composed
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def composed(*overrides: str, config_name: str = "config") -> dict:
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name=config_name, overrides=list(overrides)), resolve=True)
 
 
 def grpo_config(config: dict, tmp_path: Path):

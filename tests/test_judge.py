@@ -448,16 +448,11 @@ def test_api_key_goes_to_the_header_and_nowhere_else(server, tmp_path, monkeypat
 
 def test_shipped_config_is_valid_and_matches_the_code_defaults():
     from dataclasses import fields
-    from pathlib import Path
-
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from rewards.judge import JudgeSettings
+    from tests.composed import composed
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        judge = OmegaConf.to_container(compose(config_name="config", overrides=["judge=vllm"]).judge)
+    judge = composed("judge=vllm")["judge"]
     settings = settings_from(judge)
     assert {f.name: getattr(settings, f.name) for f in fields(JudgeSettings)} == {
         f.name: f.default for f in fields(JudgeSettings) if f.name not in ("base_url", "model")

@@ -11,17 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+
+from tests.composed import composed
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 def nano_config(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["+exp=english_only", "model=nano", "logging=none", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
+    return composed("+exp=english_only", "model=nano", "logging=none", *overrides)
 
 
 def step_rewards(log_history: list[dict]) -> list[float]:
