@@ -17,10 +17,13 @@ import unicodedata
 
 from rewards.text import completion_text
 
+# Possessive quantifiers (`*+`) never give back what they matched: a run of spaces is scanned once, so
+# a reply of "<" or "say" followed by a million spaces costs linear time, not quadratic.
 # "<" [spaces] ["/"] [spaces] "say" not followed by a letter: opening, closing and unclosed tags.
-_OPEN = re.compile(r"<\s*/?\s*say(?![a-z])", re.IGNORECASE)
+_OPEN = re.compile(r"<\s*+/?\s*+say(?![a-z])", re.IGNORECASE)
 # A tag whose "<" got lost: "say>", "say/>", "/say>" (but not words ending in "say", like "essay>").
-_CLOSE = re.compile(r"(?<![a-z])/?\s*say\s*/?\s*>", re.IGNORECASE)
+# Anchored on "say" itself (a leading `\s*` would rescan every run of spaces from each of its positions).
+_CLOSE = re.compile(r"(?<![a-z])say\s*+/?\s*+>", re.IGNORECASE)
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _ESCAPES = (("\\u003c", "<"), ("\\u003e", ">"), ("\\x3c", "<"), ("\\x3e", ">"), ("%3c", "<"), ("%3e", ">"))
 
