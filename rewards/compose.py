@@ -8,7 +8,7 @@ Vietnamese reply of the right length outscore a compliant one that is too long, 
 
 With gates scoring 0/1 and non-negative weights, a reply failing any gate scores at most
 sum(w_g) - w_failed, and a reply passing all of them scores at least sum(w_g): it can never win.
-The same `combine` gives the total for `rewards.score` and the evaluation, so they match training.
+The same `combine` gives the total for `rl.score` and the evaluation, so they match training.
 """
 
 from __future__ import annotations
@@ -142,5 +142,5 @@ def build_reward_funcs(specs: list[RewardSpec], **factory_kwargs) -> tuple[list[
 
 
 def build_raw_funcs(specs: list[RewardSpec], **factory_kwargs) -> dict[str, RewardFunc]:
-    """Specs -> {name: ungated reward function}: what `rewards.score` and the evaluation report."""
+    """Specs -> {name: ungated reward function}: what `rl.score` and the evaluation report."""
     return {s.name: get_reward(s.name, s.params, **factory_kwargs) for s in specs}

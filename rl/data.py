@@ -40,6 +40,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from common.conversation import render_history
+
 ROLES = ("system", "assistant", "user")
 PROMPT_FORMATS = ("messages", "history")
 COLUMNS = (
@@ -51,12 +53,6 @@ COLUMNS = (
     "conversation_id",
     "intent",
 )
-# Speaker names and the instruction of the history format ("format 2").
-ROBOT_NAME = "Pika"
-CHILD_NAME = "Child"
-SILENT = "(silent)"
-HISTORY_HEADER = "Conversation so far:"
-HISTORY_INSTRUCTION = "Write Pika's fast response to the child's last turn."
 
 
 class DataError(ValueError):
@@ -263,19 +259,6 @@ def conversation_id(record: dict) -> str:
         if turn["role"] == "user":
             break
     return hashlib.sha256(json.dumps(opening, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-def render_history(turns: list[dict]) -> str:
-    """The conversation as text for the history format: 'Pika: ...' / 'Child: ...' lines."""
-    lines = [HISTORY_HEADER]
-    for t in turns:
-        if t["role"] == "assistant":
-            lines.append(f"{ROBOT_NAME}: {t['content'].strip()}")
-        else:
-            lines.append(f"{CHILD_NAME}: {t['content'].strip() or SILENT}")
-    lines.append("")
-    lines.append(HISTORY_INSTRUCTION)
-    return "\n".join(lines)
 
 
 def to_example(record: dict, prompt_format: str = "messages", system_prompt: str | None = None) -> dict:

@@ -9,17 +9,13 @@ Two ways to start from the SFT adapter (`model.adapter_mode`):
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import torch
+from rl.adapter import ModelConfigError, check_adapter_base, load_tokenizer, same_base, torch_dtype
 
 log = logging.getLogger(__name__)
-
-
-class ModelConfigError(ValueError):
-    """A model/adapter setting that cannot work; the message is one line for the user."""
+__all__ = ["ModelConfigError", "check_adapter_base", "ensure_built", "load_policy", "load_tokenizer", "same_base"]
 
 
 def ensure_built(model: dict) -> None:
@@ -47,7 +43,7 @@ def load_policy(model: dict):
     adapter = Path(model["adapter_path"])
     check_adapter_base(adapter, model["name_or_path"], model.get("base_aliases") or [])
     tokenizer = load_tokenizer(model)
-    base = AutoModelForCausalLM.from_pretrained(model["name_or_path"], dtype=_dtype(model.get("dtype")))
+    base = AutoModelForCausalLM.from_pretrained(model["name_or_path"], dtype=torch_dtype(model.get("dtype")))
 
     mode = model.get("adapter_mode", "continue")
     if mode == "continue":
@@ -70,48 +66,3 @@ def load_policy(model: dict):
     trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     log.info("policy: %s + %s (%s), %d trainable parameters", model["name_or_path"], adapter, mode, trainable)
     return policy, tokenizer
-
-
-def load_tokenizer(model: dict):
-    from transformers import AutoTokenizer
-
-    # The SFT run may have saved the tokenizer it trained with (chat template included): prefer it.
-    adapter = Path(model["adapter_path"])
-    source = adapter if (adapter / "tokenizer_config.json").exists() else model["name_or_path"]
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def check_adapter_base(adapter_dir: Path, expected: str, aliases: list[str] = ()) -> None:
-    """Refuse an adapter trained on another base model: its LoRA deltas would be meaningless there."""
-    config_file = Path(adapter_dir) / "adapter_config.json"
-    if not config_file.exists():
-        raise ModelConfigError(f"model.adapter_path: {adapter_dir} has no adapter_config.json (not a PEFT adapter)")
-    try:
-        adapter_base = json.loads(config_file.read_text())["base_model_name_or_path"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ModelConfigError(f"{config_file}: field 'base_model_name_or_path': unreadable ({err})") from None
-    if not same_base(adapter_base, expected, aliases):
-        raise ModelConfigError(
-            f"{config_file}: field 'base_model_name_or_path' is {adapter_base!r} but model.name_or_path is "
-            f"{expected!r}; train against the adapter's base or add it to model.base_aliases"
-        )
-
-
-def same_base(adapter_base: str, expected: str, aliases: list[str] = ()) -> bool:
-    if adapter_base in (expected, *aliases):
-        return True
-    # Local paths may be written relative or absolute; compare where both exist.
-    a, b = Path(adapter_base), Path(expected)
-    return a.exists() and b.exists() and a.resolve() == b.resolve()
-
-
-def _dtype(name: str | None):
-    if name in (None, "auto"):
-        return "auto"
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ModelConfigError(f"model.dtype: unknown torch dtype {name!r}")
-    return dtype

@@ -36,7 +36,7 @@ DEFAULTS = {
 
 def check_available() -> None:
     """One clear error when Unsloth cannot run here (no package, or no CUDA GPU)."""
-    from rl.model import ModelConfigError
+    from rl.adapter import ModelConfigError
 
     if importlib.util.find_spec("unsloth") is None:
         raise ModelConfigError(
@@ -51,7 +51,7 @@ def check_available() -> None:
 
 def load_unsloth_policy(model: dict):
     """`model:` config group as a plain dict -> (trainable PEFT model, tokenizer), like rl.model.load_policy."""
-    from rl.model import ModelConfigError, _dtype, check_adapter_base, load_tokenizer
+    from rl.adapter import ModelConfigError, check_adapter_base, load_tokenizer, torch_dtype
 
     check_available()
     opts = {**DEFAULTS, **(model.get("unsloth") or {})}
@@ -74,7 +74,7 @@ def load_unsloth_policy(model: dict):
     policy, tokenizer = FastLanguageModel.from_pretrained(
         model_name=model["name_or_path"],
         max_seq_length=opts["max_seq_length"],
-        dtype=_dtype(model.get("dtype")) if model.get("dtype") not in (None, "auto") else None,
+        dtype=torch_dtype(model.get("dtype")) if model.get("dtype") not in (None, "auto") else None,
         load_in_4bit=opts["load_in_4bit"],
         fast_inference=opts["fast_inference"],
         max_lora_rank=opts["max_lora_rank"],
@@ -103,7 +103,7 @@ def load_sft_weights(policy, adapter: Path) -> None:
     """Copy the SFT adapter's LoRA weights into the freshly made LoRA of the same shape; refuse a mismatch."""
     from peft import set_peft_model_state_dict
 
-    from rl.model import ModelConfigError
+    from rl.adapter import ModelConfigError
 
     weights = adapter / "adapter_model.safetensors"
     if weights.exists():

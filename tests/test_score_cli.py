@@ -1,4 +1,4 @@
-"""`python -m rewards.score`: scores a small file end to end (subprocess, as a user runs it)."""
+"""`python -m rl.score`: scores a small file end to end (subprocess, as a user runs it)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ROBOT = {"role": "assistant", "content": "Con mèo trong tiếng Anh là gì nh�
 def _score(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """The CLI without a judge server (the judge's own tests cover scoring with one)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rewards.score", "+exp=english_only", "judge=none", *args],
+    return subprocess.run([sys.executable, "-m", "rl.score", "+exp=english_only", "judge=none", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -106,7 +106,7 @@ def test_invalid_json_and_missing_arguments_are_one_line_errors(tmp_path):
 def test_unreachable_judge_fails_fast_in_one_line(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "rewards.score", "+exp=english_only", "judge.base_url=http://127.0.0.1:9/v1",
+        [sys.executable, "-m", "rl.score", "+exp=english_only", "judge.base_url=http://127.0.0.1:9/v1",
          f"input={_write_jsonl(tmp_path / 'in.jsonl', [_row('Cat!')])}", f"output={tmp_path / 'out.jsonl'}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

@@ -1,9 +1,9 @@
 """What the judge sees for one completion: the last robot turn, the child's reply, the main answer.
 
-They come from the dataset columns `rl.data.to_example` writes (`last_robot_turn`, `child_reply`,
+They come from the dataset columns the trainer's prompt rows carry (`last_robot_turn`, `child_reply`,
 `main_answer`); a caller without those columns (plain TRL use, a hand-made batch) gets them parsed from
-the prompt instead: chat turns (robot = assistant, child = user) or the history format's rendered
-'Pika: ...' / 'Child: ...' lines.
+the prompt instead: chat turns (robot = assistant, child = user) or the history format's rendered text
+(common.conversation, the one module that renders and parses it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from string import Template
 from typing import NamedTuple
 
-from rl.data import CHILD_NAME, ROBOT_NAME, SILENT
+from common.conversation import last_exchange, parse_history
 
 
 class Context(NamedTuple):
@@ -46,22 +46,12 @@ def context_from_prompt(prompt) -> Context:
         rendered = _from_history(_text(turns[0].get("content")))
         if rendered:
             return rendered
-    robot = [_text(t.get("content")) for t in turns if t["role"] == "assistant"]
-    child = _text(turns[-1].get("content")) if turns and turns[-1]["role"] == "user" else ""
-    return Context(robot[-1] if robot else "", child, "")
+    return Context(*last_exchange([{"role": t["role"], "content": _text(t.get("content"))} for t in turns]), "")
 
 
 def _from_history(text: str) -> Context | None:
-    robot, child, last = "", "", None
-    for line in text.splitlines():
-        if line.startswith(f"{ROBOT_NAME}:"):
-            robot, last = line[len(ROBOT_NAME) + 1 :].strip(), "robot"
-        elif line.startswith(f"{CHILD_NAME}:"):
-            child, last = line[len(CHILD_NAME) + 1 :].strip(), "child"
-    if last is None:
-        return None
-    child = "" if last == "robot" or child == SILENT else child
-    return Context(robot, child, "")
+    turns = parse_history(text)
+    return Context(*last_exchange(turns), "") if turns else None
 
 
 def render(template: Template, context: Context, fast_response: str) -> str:

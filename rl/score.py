@@ -1,6 +1,6 @@
 """Score completions with an experiment's reward stack, exactly as training would.
 
-    python -m rewards.score +exp=english_only input=IN.jsonl output=OUT.jsonl [field=completion]
+    python -m rl.score +exp=english_only input=IN.jsonl output=OUT.jsonl [field=completion]
 
 Input: a JSON array or JSONL of rows with `previous_conversation` (Pika turns) and `completion` (a string
 or chat messages); a Pika data file works too and then its `assistant_fast_response` is scored, which
@@ -17,16 +17,14 @@ Bad input: one line naming the file, record/line and field; exit 1.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from common.atomic_write import write_jsonl_atomic
 from rewards.compose import RewardSpec, build_raw_funcs, combine, parse_specs, score_batch, without_disabled_judge
 
 
@@ -127,20 +125,6 @@ def summary(scored: list[dict], specs: list[RewardSpec], skipped: list[str]) -> 
     return "\n".join(lines)
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """All or nothing: a temp file beside the target, renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(cfg: dict) -> str:
     """Score cfg["input"] into cfg["output"]; returns the summary table."""
     judge = dict(cfg.get("judge") or {})
@@ -155,7 +139,7 @@ def run(cfg: dict) -> str:
         except JudgeUnavailable as err:
             raise ScoreError(str(err)) from None
     scored = score_rows(rows, specs, dict(cfg.get("data") or {}), judge, int(cfg.get("batch_size") or 256))
-    write_jsonl(Path(cfg["output"]), scored)
+    write_jsonl_atomic(Path(cfg["output"]), scored)
     return summary(scored, specs, skipped)
 
 
@@ -165,7 +149,7 @@ def main(cfg: DictConfig) -> None:
         plain = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
                  for key in ("input", "output", "field", "batch_size", "rewards", "judge", "data")}
     except Exception as e:  # a missing input= / output= reads as one line, not a Hydra traceback
-        print(f"error: {str(e).splitlines()[0]} (usage: python -m rewards.score +exp=NAME input=IN output=OUT)",
+        print(f"error: {str(e).splitlines()[0]} (usage: python -m rl.score +exp=NAME input=IN output=OUT)",
               file=sys.stderr)
         sys.exit(1)
     try:
