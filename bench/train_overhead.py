@@ -74,7 +74,7 @@ def run_plain_trl(config: dict, workdir: Path) -> list[float]:
         report_to="none",
         bf16=False,
         use_cpu=True,
-        **trainer_cfg,
+        **{key: value for key, value in trainer_cfg.items() if key != "share_prompt"},  # ours, not TRL's
         num_generations=rollout["num_generations"],
         max_completion_length=rollout["max_completion_length"],
         temperature=rollout["temperature"],

@@ -227,18 +227,19 @@ def shared_prompt_trainer(trainer_cls: type, enabled: bool = True, backend: str 
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self._share_prompt_off = model_reason(self.accelerator.unwrap_model(self.model))
+            # why the log-prob passes use TRL's path ("" while they are shared)
+            self.share_prompt_off = model_reason(self.accelerator.unwrap_model(self.model))
             self._share_prompt_checked = False
             self._share_prompt_logged: set[str] = set()
-            if self._share_prompt_off:
-                log.info("share_prompt: off: %s (TRL's path)", self._share_prompt_off)
+            if self.share_prompt_off:
+                log.info("share_prompt: off: %s (TRL's path)", self.share_prompt_off)
             else:
                 log.info("share_prompt: on: each group's prompt is scored once")
             # vLLM shares the prompt through its prefix cache; continuous batching manages its own cache
-            self._share_prefill = not (self.use_vllm or getattr(self, "use_transformers_continuous_batching", False))
+            self.share_prefill = not (self.use_vllm or getattr(self, "use_transformers_continuous_batching", False))
 
         def _generate_single_turn(self, *args, **kwargs):
-            if not self._share_prefill:
+            if not self.share_prefill:
                 return super()._generate_single_turn(*args, **kwargs)
             with shared_prefill(self.accelerator.unwrap_model(self.model)):
                 return super()._generate_single_turn(*args, **kwargs)
@@ -254,7 +255,7 @@ def shared_prompt_trainer(trainer_cls: type, enabled: bool = True, backend: str 
                     model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
                     compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
 
-            if self._share_prompt_off:
+            if self.share_prompt_off:
                 return trl_path("")
             if compute_aux_loss:
                 return trl_path("MoE load-balancing loss requested")
@@ -307,9 +308,9 @@ def shared_prompt_trainer(trainer_cls: type, enabled: bool = True, backend: str 
             diff = (theirs.float() - ours.float()).abs()[scored].max().item() if scored.any() else 0.0
             tolerance = check_tolerance(unwrapped, bool(self.args.bf16 or self.args.fp16))
             if diff > tolerance:
-                self._share_prompt_off = (f"packed log-probs differ from TRL's by {diff:.3g} > {tolerance:g} on this "
+                self.share_prompt_off = (f"packed log-probs differ from TRL's by {diff:.3g} > {tolerance:g} on this "
                                           "model")
-                log.warning("share_prompt: off: %s (TRL's path from now on)", self._share_prompt_off)
+                log.warning("share_prompt: off: %s (TRL's path from now on)", self.share_prompt_off)
                 return False
             log.info("share_prompt: checked against TRL's scoring on the first batch: max |dlogp| %.2g", diff)
             return True

@@ -68,6 +68,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     from rl.report import write_report
     from rl.rollout import check_available, grpo_args, trainer_hooks
     from rl.rollout_metrics import WithRolloutMetrics
+    from rl.shared_prompt import shared_prompt_trainer
     from rl.tracking import start_tracking
 
     model_cfg, data_cfg, rollout = config["model"], config["data"], config["rollout"]
@@ -139,12 +140,14 @@ def _train(config: dict, run_dir: Path) -> dict:
             bf16=use_bf16,
             use_cpu=not torch.cuda.is_available(),
             save_strategy="steps",
-            **trainer_cfg,
+            **{key: value for key, value in trainer_cfg.items() if key != "share_prompt"},
             **grpo_args(rollout),
         )
     except TypeError as err:
         raise UserError(f"trainer/rollout config: {err}") from None
-    trainer = GRPOTrainer(
+    # each group's prompt scored (and, with rollout=hf, prefilled) once; TRL's own path where that is not exact
+    trainer_cls = shared_prompt_trainer(GRPOTrainer, trainer_cfg.get("share_prompt", True), model_cfg.get("backend"))
+    trainer = trainer_cls(
         model=policy,
         reward_funcs=reward_funcs,
         args=args,

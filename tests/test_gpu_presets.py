@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 def grpo_config(config: dict, tmp_path: Path):
     from trl import GRPOConfig
 
-    return GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[], **config["trainer"], **grpo_args(config["rollout"]))
+    trainer = {key: value for key, value in config["trainer"].items() if key != "share_prompt"}  # not TRL's
+    return GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[], **trainer, **grpo_args(config["rollout"]))
 
 
 @pytest.mark.parametrize(
