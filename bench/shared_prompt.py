@@ -212,8 +212,8 @@ def main() -> None:
     for group, what, plain, shared, speedup, mem_plain, mem_shared, tok_plain, tok_shared in rows:
         saved = f"{mem_plain[0] / 2**20:.1f} / {mem_shared[0] / 2**20:.1f}" if mem_plain else "-"
         cuda = f"{mem_plain[1] / 2**20:.0f} / {mem_shared[1] / 2**20:.0f}" if mem_plain and mem_plain[1] else "-"
-        print(f"| {group} | {what} | {plain:.3f} | {shared:.3f} | {speedup:.2f}x | {saved} | {cuda} | "
-              f"{tok_plain} / {tok_shared} |")
+        tokens = f"{tok_plain} / {tok_shared}" if what == "step" else "-"
+        print(f"| {group} | {what} | {plain:.3f} | {shared:.3f} | {speedup:.2f}x | {saved} | {cuda} | {tokens} |")
     dlogp = max(a for a, _ in accuracies)
     grad = max(g for _, g in accuracies)
     parts = ", ".join(f"G={group} speedup {speedup:.1f}x" for group, speedup in summary)

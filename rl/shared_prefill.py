@@ -13,12 +13,9 @@ repeats) the call goes to the original `generate` unchanged.
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 
 import torch
-
-log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -46,14 +43,14 @@ def generate_shared(model, original, input_ids=None, attention_mask=None, genera
         return original(**plain)
     if generation_config is not None and getattr(generation_config, "cache_implementation", None):
         return original(**plain)
-    keys = torch.cat([input_ids * attention_mask, attention_mask], dim=1)
-    unique_keys, group_of = torch.unique(keys, dim=0, return_inverse=True)
-    if unique_keys.size(0) == input_ids.size(0):
+    group_of = prompt_groups(input_ids, attention_mask)
+    groups = int(group_of.max()) + 1
+    if groups == input_ids.size(0):
         return original(**plain)
 
     from transformers import DynamicCache
 
-    first = torch.full((unique_keys.size(0),), input_ids.size(0), dtype=torch.long, device=input_ids.device)
+    first = torch.full((groups,), input_ids.size(0), dtype=torch.long, device=input_ids.device)
     first = first.scatter_reduce(0, group_of, torch.arange(input_ids.size(0), device=input_ids.device), "amin")
     ids, mask = input_ids[first], attention_mask[first]
     # the position ids generate computes for a left-padded batch
@@ -65,6 +62,12 @@ def generate_shared(model, original, input_ids=None, attention_mask=None, genera
     cache.reorder_cache(group_of)  # row i of the batch gets its prompt's keys and values
     return original(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
                     generation_config=generation_config)
+
+
+def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) group index of each row: rows with the same prompt (its real tokens in the same columns) share one."""
+    keys = torch.cat([prompt_ids * prompt_mask, prompt_mask], dim=1)  # pad ids zeroed: they are not the prompt
+    return torch.unique(keys, dim=0, return_inverse=True)[1]
 
 
 def _config(model):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rl.shared_prefill import shared_prefill
+from rl.shared_prefill import prompt_groups, shared_prefill
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,8 @@ def pack_groups(input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to
     if bool((completion_mask[:, 1:] > completion_mask[:, :-1]).any()):
         return None, "completion masks are not right-padded"
 
-    # the same prompt -> the same group (pad ids zeroed: only the real tokens and their columns matter)
-    keys = torch.cat([prompt_ids * prompt_mask, prompt_mask], dim=1)
-    unique_keys, group_of = torch.unique(keys, dim=0, return_inverse=True)
-    groups = unique_keys.size(0)
+    group_of = prompt_groups(prompt_ids, prompt_mask)
+    groups = int(group_of.max()) + 1
     if require_repeats and groups == batch:
         return None, "no prompt repeats in the batch"
 
@@ -155,9 +153,8 @@ def packed_logps(model, packed: Packed, batch: int, logits_to_keep: int, tempera
 
     Positions TRL masks out get 0, as TRL 1.15+ gives them (its loss multiplies them by the mask anyway).
     """
-    config = _config(model)
-    dtype = model.get_input_embeddings().weight.dtype
-    mask = packed.attention_mask(config._attn_implementation, dtype)
+    inner = _unwrapped(model)
+    mask = packed.attention_mask(inner.config._attn_implementation, inner.get_input_embeddings().weight.dtype)
     keep = packed.input_ids.size(1) - packed.first_scored
     with autocast:
         logits = model(
@@ -186,7 +183,7 @@ def packed_logps(model, packed: Packed, batch: int, logits_to_keep: int, tempera
 
 def model_reason(model) -> str:
     """Why this model's attention can't be shared ("" when it can)."""
-    config = _config(model)
+    config = _unwrapped(model).config
     attn = getattr(config, "_attn_implementation", None)
     if attn not in _MASKABLE_ATTENTION:
         return f"attention implementation {attn!r} does not take a block mask (sdpa or eager do)"
@@ -201,15 +198,14 @@ def model_reason(model) -> str:
     return ""
 
 
-def _config(model):
-    inner = model
-    while hasattr(inner, "module"):  # DDP and friends
-        inner = inner.module
-    return inner.config
+def _unwrapped(model):
+    while hasattr(model, "module"):  # DDP and friends
+        model = model.module
+    return model
 
 
 def check_tolerance(model, mixed_precision: bool) -> float:
-    dtype = model.get_input_embeddings().weight.dtype
+    dtype = _unwrapped(model).get_input_embeddings().weight.dtype
     return _CHECK_TOLERANCE_LOW_PRECISION if mixed_precision else _CHECK_TOLERANCE.get(dtype, _CHECK_TOLERANCE_LOW_PRECISION)
 
 
@@ -269,14 +265,18 @@ def shared_prompt_trainer(trainer_cls: type, enabled: bool = True, backend: str 
                 if not self._check_against_trl(model, input_ids, attention_mask, logits_to_keep):
                     return trl_path("")
             logps, entropies = self._shared_logps(model, input_ids, attention_mask, logits_to_keep, batch_size,
-                                                  compute_entropy)
+                                                  compute_entropy, packed)
             return logps, entropies, None
 
-        def _shared_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy):
+        def _shared_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                          packed: Packed | None = None):
             """Packed log-probs, in chunks of whole groups of at most `batch_size` rows (TRL's memory cap)."""
+            chunks = _group_chunks(input_ids, attention_mask, logits_to_keep, batch_size)
             results = []
-            for rows in _group_chunks(input_ids, attention_mask, logits_to_keep, batch_size):
-                packed, _ = pack_groups(input_ids[rows], attention_mask[rows], logits_to_keep, require_repeats=False)
+            for rows in chunks:
+                if packed is None or len(chunks) > 1:
+                    packed, _ = pack_groups(input_ids[rows], attention_mask[rows], logits_to_keep,
+                                            require_repeats=False)
                 results.append((rows, packed_logps(
                     model, packed, len(rows), logits_to_keep, self.temperature, compute_entropy,
                     getattr(self, "_entropy_bonus_enabled", False), self.accelerator.autocast())))
@@ -323,9 +323,7 @@ def _group_chunks(input_ids, attention_mask, logits_to_keep, batch_size):
     """Row indices per chunk: whole groups, at most `batch_size` rows each (a larger group is one chunk)."""
     device = input_ids.device
     prompt_width = input_ids.size(1) - logits_to_keep
-    keys = torch.cat([input_ids[:, :prompt_width] * attention_mask[:, :prompt_width],
-                      attention_mask[:, :prompt_width]], dim=1)
-    _, group_of = torch.unique(keys, dim=0, return_inverse=True)
+    group_of = prompt_groups(input_ids[:, :prompt_width], attention_mask[:, :prompt_width])
     groups = [torch.nonzero(group_of == g).flatten() for g in range(int(group_of.max()) + 1)]
     limit = batch_size or input_ids.size(0)
     chunks, current = [], []
