@@ -170,6 +170,8 @@ def packed_logps(model, packed: Packed, batch: int, logits_to_keep: int, tempera
     token_logps = log_probs.gather(-1, packed.targets.unsqueeze(-1)).squeeze(-1)
     out = token_logps.new_zeros(batch, logits_to_keep)
     logps = out.index_put((packed.out_row, packed.out_col), token_logps)
+    if token_logps.numel() == 0:  # every completion masked: keep a differentiable zero, as TRL does
+        logps = logps + 0.0 * logits.sum()
     entropies = None
     if compute_entropy:
         with torch.set_grad_enabled(entropy_requires_grad and torch.is_grad_enabled()):

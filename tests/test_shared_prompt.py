@@ -167,6 +167,17 @@ def test_old_policy_log_probs_are_shared_and_match(nano, tmp_path):
     assert (out["old_per_token_logps"] - theirs).abs()[scored].max() < LOGP_TOL
 
 
+def test_a_fully_masked_batch_still_backpropagates(trainer, nano):
+    """mask_truncated_completions can zero every completion of a micro-batch: the loss must stay differentiable."""
+    ids, mask, keep = _batch(trainer, _prompts(nano, "messages"), group=2)
+    mask = mask.clone()
+    mask[:, -keep:] = 0
+    logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep)
+    assert not trainer.share_prompt_off and logps.abs().sum() == 0
+    logps.sum().backward()
+    trainer.model.zero_grad(set_to_none=True)
+
+
 def test_shared_prefill_samples_what_generate_samples(trainer, nano):
     """rollout=hf: one prefill per prompt gives the same tokens as TRL's generate, greedy and seeded sampling."""
     from transformers import GenerationConfig
