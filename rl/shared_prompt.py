@@ -148,7 +148,8 @@ def pack_groups(input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to
 
 
 def packed_logps(model, packed: Packed, batch: int, logits_to_keep: int, temperature: float,
-                 compute_entropy: bool, entropy_requires_grad: bool, autocast) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 compute_entropy: bool, entropy_requires_grad: bool,
+                 autocast) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs (and entropies) of every completion, (B, C), from one forward of the packed batch.
 
     Positions TRL masks out get 0, as TRL 1.15+ gives them (its loss multiplies them by the mask anyway).
@@ -208,7 +209,9 @@ def _unwrapped(model):
 
 def check_tolerance(model, mixed_precision: bool) -> float:
     dtype = _unwrapped(model).get_input_embeddings().weight.dtype
-    return _CHECK_TOLERANCE_LOW_PRECISION if mixed_precision else _CHECK_TOLERANCE.get(dtype, _CHECK_TOLERANCE_LOW_PRECISION)
+    if mixed_precision:
+        return _CHECK_TOLERANCE_LOW_PRECISION
+    return _CHECK_TOLERANCE.get(dtype, _CHECK_TOLERANCE_LOW_PRECISION)
 
 
 def shared_prompt_trainer(trainer_cls: type, enabled: bool = True, backend: str = "transformers") -> type:

@@ -35,7 +35,8 @@ def _trainer(nano, tmp_path, group: int, **overrides):
     settings.update(overrides)
     trainer = shared_prompt_trainer(GRPOTrainer)(
         model=policy, reward_funcs=[lambda completions, **_: [float(len(c[0]["content"]) % 3) for c in completions]],
-        args=GRPOConfig(**settings), train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": "hi"}]] * 4}),
+        args=GRPOConfig(**settings),
+        train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": "hi"}]] * 4}),
         processing_class=tokenizer)
     trainer.current_gradient_accumulation_steps = 1  # Trainer.train() sets it in a run
     return trainer
