@@ -149,23 +149,25 @@ def test_loss_matches_trl_with_entropy_masking_kl_and_several_iterations(nano, t
         assert (a - b).norm() <= GRAD_REL_TOL * b.norm()
 
 
-def test_old_policy_log_probs_are_shared_and_match(nano, tmp_path):
-    """num_iterations > 1: TRL computes the old policy's log-probs after sampling, through the same method."""
-    trainer = _trainer(nano, tmp_path, group=4, num_iterations=2)
-    prompts = _prompts(nano, "messages")
-    rows = [{"prompt": p} for p in prompts for _ in range(4)]
+def test_old_policy_and_reference_log_probs_are_shared_and_match(nano, tmp_path):
+    """num_iterations > 1 and beta > 0: after sampling, TRL scores the batch under the old policy and the reference
+    (the SFT adapter's frozen copy) through the same method; both passes are shared and equal TRL's."""
+    trainer = _trainer(nano, tmp_path, group=4, num_iterations=2, beta=0.04)
+    rows = [{"prompt": p} for p in _prompts(nano, "messages") for _ in range(4)]
     calls = []
     original = trainer._shared_logps
     trainer._shared_logps = lambda *a, **k: calls.append(1) or original(*a, **k)
-    out = trainer._generate_and_score_completions(rows)
-    assert calls, "the old-policy pass did not go through the shared path"
-    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
-    mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
-    keep = out["completion_ids"].size(1)
-    with torch.no_grad():
-        theirs, _, _ = _trl(trainer, ids, mask, keep)
-    scored = out["completion_mask"].bool()
-    assert (out["old_per_token_logps"] - theirs).abs()[scored].max() < LOGP_TOL
+    outputs = {}
+    for off in ("", "test: TRL's path"):
+        trainer.share_prompt_off = off
+        torch.manual_seed(5)  # the same samples both ways (the shared prefill samples what generate samples)
+        outputs[off] = trainer._generate_and_score_completions([dict(r) for r in rows])
+    assert len(calls) >= 2, "the old-policy and reference passes did not go through the shared path"
+    ours, theirs = outputs[""], outputs["test: TRL's path"]
+    assert torch.equal(ours["completion_ids"], theirs["completion_ids"])
+    scored = ours["completion_mask"].bool()
+    for key in ("old_per_token_logps", "ref_per_token_logps"):
+        assert (ours[key] - theirs[key]).abs()[scored].max() < LOGP_TOL, key
 
 
 def test_a_fully_masked_batch_still_backpropagates(trainer, nano):
