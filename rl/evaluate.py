@@ -128,6 +128,7 @@ def evaluate_policy(model, tokenizer, dataset, specs, n, batch_size, max_new_tok
 def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     """Evaluate `config["adapter"]` (and the SFT adapter when `compare_sft`) -> the report's results."""
     from rewards.compose import parse_specs, without_disabled_judge
+    from rl.adapter_files import stamp
     from rl.data import build_datasets
     from rl.model import ensure_built, load_policy
     from rl.report import write_report
@@ -153,8 +154,9 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     for name, path in candidates.items():
         policy, tokenizer = load_policy({**model_cfg, "adapter_path": str(path), "adapter_mode": "continue",
                                          "base_aliases": [a for a in aliases if a]})
-        results[name], rows[name] = evaluate_policy(policy, tokenizer, held_out, specs, eval_cfg["n"],
-                                                    eval_cfg["batch_size"], eval_cfg["max_new_tokens"], **outside)
+        metrics, rows[name] = evaluate_policy(policy, tokenizer, held_out, specs, eval_cfg["n"],
+                                              eval_cfg["batch_size"], eval_cfg["max_new_tokens"], **outside)
+        results[name] = stamp(metrics, path)  # what rl.publish matches: the gate judges exactly this adapter
         log.info("%s (%s): %s", name, path, ", ".join(f"{k}={v}" for k, v in results[name].items()))
     if len(results) == 1:
         results = {"adapter": results["after"]}

@@ -28,17 +28,21 @@ import json
 import logging
 import math
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
-from rl import serving
+from rl import adapter_files, serving
+from rl.adapter_files import AdapterError
 
 log = logging.getLogger("rl.publish")
 
 DEFAULT_GATE = {"english_rate": {"min": 0.99}, "tag_rate": {"max": 0.0}, "word_ok_rate": {"min": 0.98}}
-WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+EVAL_HASH_KEY = adapter_files.EVAL_KEY  # what an evaluation records of the adapter it evaluated
+CONF_MODELS = Path(__file__).resolve().parents[1] / "conf" / "model"
 # A name ending in -vN would collide with the per-version names of another adapter.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSIONED_RE = re.compile(r"-v\d+$")
@@ -78,49 +82,56 @@ def gate_failures(metrics: dict, gate: dict) -> list[str]:
     return failures
 
 
-def read_eval(path: Path) -> dict:
-    """The metrics to gate on from an eval.json: its "after" entry (a training run), the only entry of
-    a single-adapter evaluation, or the file itself when it is a flat metrics dict."""
+def evaluations_in(path: Path) -> list[dict]:
+    """The metrics entries of an eval.json: {"before": m, "after": m} (a training run), {"adapter": m}
+    (rl.evaluate with compare_sft=false), or one flat metrics dict."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise PublishError(f"{path}: cannot read the evaluation ({err})") from None
-    if isinstance(data, dict):
-        if isinstance(data.get("after"), dict):
-            return data["after"]
-        entries = [v for v in data.values() if isinstance(v, dict)]
-        if len(data) == 1 and len(entries) == 1:
-            return entries[0]
-        if any(k in data for k in DEFAULT_GATE):
-            return data
-    raise PublishError(f"{path}: field 'after': no metrics found (expected {{\"after\": {{\"english_rate\": ...}}}})")
+        raise PublishError(f"{path}: cannot read the evaluation ({_one_line(err)})") from None
+    if not isinstance(data, dict) or not data:
+        raise PublishError(f"{path}: expected {{\"after\": {{\"english_rate\": ...}}}}, got {type(data).__name__}")
+    if EVAL_HASH_KEY in data or any(k in data for k in DEFAULT_GATE):
+        return [data]
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            raise PublishError(f"{path}: field '{key}': expected a metrics object, got {value!r}")
+    return list(data.values())
 
 
-def find_eval(adapter_dir: Path) -> Path | None:
-    """eval.json next to the adapter: ADAPTER/eval.json, else the run dir's (adapter = RUN/adapter)."""
-    for candidate in (adapter_dir / "eval.json", adapter_dir.parent / "eval.json"):
-        if candidate.is_file():
-            return candidate
-    return None
+def find_evaluation(adapter_dir: Path, digest: str, eval_path=None, eval_dirs=()) -> tuple[dict | None, Path | None, list[str]]:
+    """The evaluation of exactly this adapter (its content hash): (metrics, file, where it looked).
+
+    With `eval_path` only that file; else the adapter folder's eval.json, its parent's (a run dir: its
+    "after" entry is the run's adapter/, never a checkpoint) and rl.evaluate's reports under each of
+    `eval_dirs` (newest first). A file only counts through an entry whose adapter_sha256 is `digest`."""
+    if eval_path is not None:
+        candidates, searched = [Path(eval_path)], [str(eval_path)]
+        if not candidates[0].is_file():
+            raise PublishError(f"eval={eval_path}: no such file")
+    else:
+        near = [adapter_dir / "eval.json", adapter_dir.parent / "eval.json"]
+        reports = [p for d in eval_dirs for p in Path(d).glob("*/eval.json")]
+        reports.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        candidates = [*near, *reports]
+        searched = [str(p) for p in near] + [f"{d}/*/eval.json" for d in eval_dirs]
+    for candidate in candidates:
+        if not candidate.is_file():
+            continue
+        try:
+            entries = evaluations_in(candidate)
+        except PublishError:
+            if candidate in candidates[:2] or eval_path is not None:
+                raise
+            log.warning("skipping %s: not a readable evaluation", candidate)
+            continue
+        for entry in entries:
+            if entry.get(EVAL_HASH_KEY) == digest:
+                return entry, candidate, searched
+    return None, None, searched
 
 
-# ---------------------------------------------------------------- publish / rollback
-
-
-def _check_adapter(adapter_dir: Path) -> dict:
-    config_file = adapter_dir / "adapter_config.json"
-    if not adapter_dir.is_dir():
-        raise PublishError(f"{adapter_dir}: adapter folder not found")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError) as err:
-        raise PublishError(f"{config_file}: cannot read the adapter config ({err})") from None
-    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
-        got = config.get("peft_type") if isinstance(config, dict) else config
-        raise PublishError(f"{config_file}: field 'peft_type': expected 'LORA', got {got!r}")
-    if not any((adapter_dir / name).is_file() for name in WEIGHT_FILES):
-        raise PublishError(f"{adapter_dir}: no adapter weights ({' or '.join(WEIGHT_FILES)})")
-    return config
+# ---------------------------------------------------------------- what may be published
 
 
 def _check_name(name: str) -> None:
@@ -129,6 +140,68 @@ def _check_name(name: str) -> None:
             f"serving.name: {name!r} is not a valid adapter name (letters, digits, '.', '_', '-', "
             "not starting with '.', not ending in -vN)"
         )
+
+
+def _same_model(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    # local paths may be written relative or absolute
+    pa, pb = Path(a), Path(b)
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def model_group_for(base: str) -> str | None:
+    """The conf/model/ group whose model.name_or_path is `base` (e.g. 'nano'), for a message that says
+    which `model=` the adapter belongs to."""
+    from omegaconf import OmegaConf
+
+    for path in sorted(CONF_MODELS.glob("*.yaml")):
+        try:
+            name_or_path = OmegaConf.load(path).get("model", {}).get("name_or_path")
+        except Exception:  # a broken group file is the config's business, not this message's
+            continue
+        if isinstance(name_or_path, str) and _same_model(name_or_path, base):
+            return path.stem
+    return None
+
+
+def _check_base(config_file: Path, adapter_base, accepted: list[str]) -> None:
+    """The adapter must be trained on the configured model (or an alias of it): its LoRA deltas mean
+    nothing on another base, and vLLM's resolver would serve it once its base is rewritten."""
+    if isinstance(adapter_base, str) and any(_same_model(adapter_base, a) for a in accepted):
+        return
+    group = model_group_for(adapter_base) if isinstance(adapter_base, str) else None
+    hint = (
+        f"it was trained on the {group} model: publish it with model={group}" if group
+        else "publish it with the model it was trained on, or add that base to model.base_aliases"
+    )  # fmt: skip
+    raise PublishError(
+        f"{config_file}: field 'base_model_name_or_path' is {adapter_base!r} but this publish is for "
+        f"{accepted[0]!r}" + (f" (or {', '.join(map(repr, accepted[1:]))})" if accepted[1:] else "") + f"; {hint}"
+    )
+
+
+def validate(adapter_dir: Path, base_model: str, trained_on: str | None = None, aliases=()) -> dict:
+    """Everything about the adapter itself that must hold before anything is staged; returns its config.
+    Raises PublishError (one line, naming the file)."""
+    adapter_dir = Path(adapter_dir)
+    accepted = [m for m in dict.fromkeys([trained_on, *aliases, base_model]) if m]
+    try:
+        if not adapter_dir.is_dir():
+            raise AdapterError(f"{adapter_dir}: adapter folder not found")
+        adapter_files.refuse_symlinks(adapter_dir)
+        config = adapter_files.read_config(adapter_dir)
+        _check_base(adapter_dir / adapter_files.CONFIG, config.get("base_model_name_or_path"), accepted)
+        base_dir = next(filter(None, map(adapter_files.local_model_config_dir, accepted)), None)
+        if base_dir is None:
+            log.info("no config.json of %s on this machine: LoRA shapes checked against the rank only", accepted[0])
+        adapter_files.check_adapter(adapter_dir, base_dir)
+    except AdapterError as err:
+        raise PublishError(str(err)) from None
+    return config
+
+
+# ---------------------------------------------------------------- publish / rollback
 
 
 def _git_commit() -> str | None:
@@ -140,6 +213,12 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _serves(serving_dir: Path, name: str, version: int | None) -> str:
+    if version is None:
+        return f"nothing is published under {name!r}"
+    return f"{serving_dir / name} still points at v{version}"
 
 
 def publish(
@@ -154,48 +233,74 @@ def publish(
     source_run=None,
     eval_path=None,
     server_dir=None,
+    *,
+    trained_on: str | None = None,
+    aliases=(),
+    eval_dirs=(),
+    evaluate_hint: str = "python -m rl.evaluate adapter={adapter}",
+    reload_attempts: int = RELOAD_ATTEMPTS,
+    on_step: Callable[[str], None] | None = None,
 ) -> Path:
     """Publish `adapter_dir` as the next version of `name` in `serving_dir`; returns the version folder.
 
-    metrics: the evaluation to gate on; None reads `eval_path`, else eval.json found next to the adapter.
     base_model: the serving vLLM's `--model` argument (written into adapter_config.json).
+    trained_on, aliases: the model the adapter must be trained on (model.name_or_path, base_aliases);
+      base_model itself is always accepted (republishing a published entry).
+    metrics: the evaluation to gate on, carrying the adapter_sha256 it evaluated (what rl.train passes);
+      None: the evaluation of this adapter found by `find_evaluation` (eval_path, eval_dirs).
     server_dir: the serving dir as the vLLM server sees it (when it runs elsewhere); default serving_dir.
-    Raises GateRefused (nothing written) or PublishError/ReloadError with a one-line message.
+    on_step: called with each step's name (copy, fsync, rename, link, reload, switch) before it runs:
+      a test seam for failures and kills at every step.
+    Raises GateRefused (nothing written) or PublishError/ReloadError with a one-line message; after a
+    failure the serving dir is exactly as it was (the previous version still served).
     """
     adapter_dir, serving_dir = Path(adapter_dir), Path(serving_dir)
     _check_name(name)
     if not base_model or not isinstance(base_model, str):
         raise PublishError("serving.base_model: not set (the serving vLLM's --model argument)")
-    adapter_config = _check_adapter(adapter_dir)
+    source = adapter_dir.resolve() if adapter_dir.is_symlink() else adapter_dir  # a published entry
+    adapter_config = validate(source, base_model, trained_on, aliases)
     gate = DEFAULT_GATE if gate is None else gate
+    digest = adapter_files.content_hash(source)
 
-    # ---- the evaluation and the gate ----
-    if metrics is None:
-        eval_path = Path(eval_path) if eval_path else find_eval(adapter_dir)
-        if eval_path is not None:
-            metrics = read_eval(eval_path)
-            source_run = source_run or eval_path.parent
-    if metrics is None:
-        failures = ["no evaluation found (looked for eval.json in the adapter folder and its parent)"]
+    # ---- the evaluation of exactly this adapter, and the gate ----
+    evaluation_file = None
+    if metrics is not None:
+        if metrics.get(EVAL_HASH_KEY) == digest:
+            failures = gate_failures(metrics, gate)
+        else:
+            failures = [f"the evaluation given is of another adapter ({EVAL_HASH_KEY} "
+                        f"{str(metrics.get(EVAL_HASH_KEY))[:12]}, this one is {digest[:12]})"]
     else:
-        failures = gate_failures(metrics, gate)
+        metrics, evaluation_file, searched = find_evaluation(adapter_dir, digest, eval_path, eval_dirs)
+        if metrics is None:
+            failures = [f"no evaluation of this adapter (content sha256 {digest[:12]}) in {', '.join(searched)}; "
+                        f"evaluate it first: {evaluate_hint.format(adapter=adapter_dir)}"]
+        else:
+            failures = gate_failures(metrics, gate)
+            source_run = source_run or evaluation_file.parent
     if failures and not force:
         raise GateRefused(
-            f"refusing to publish {adapter_dir}: below the gate: {'; '.join(failures)} "
-            "(serving.force=true publishes anyway)"
+            f"refusing to publish {adapter_dir}: {'below the gate: ' if evaluation_file or metrics else ''}"
+            f"{'; '.join(failures)} (serving.force=true publishes anyway)"
         )
-    if failures:
-        log.warning("publishing despite the gate (serving.force=true): %s", "; ".join(failures))
+    if force:
+        log.warning("FORCED PUBLISH (serving.force=true) of %s: %s; the manifest records forced: true",
+                    adapter_dir, "; ".join(failures) if failures else "the gate passed anyway")
 
     # ---- stage, then swap in ----
     def rewrite(rel: str, data: bytes) -> bytes:
-        if rel != "adapter_config.json":
+        if rel != adapter_files.CONFIG:
             return data
         config = json.loads(data)
         config["base_model_name_or_path"] = base_model
         return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
 
-    def manifest(version: int, source, files: dict[str, str]) -> dict:
+    def manifest(version: int, source_dir, files: dict[str, str], adopted: bool = False) -> dict:
+        if adopted:  # served before this tool: kept to roll back to, never gated
+            return {**manifest(version, source_dir, files), "adapter_sha256": None, "evaluation": None,
+                    "metrics": None, "forced": True, "source_run": None,
+                    "gate_failures": [f"adopted: a plain folder found at {source_dir}, not evaluated"]}
         return {
             "name": name,
             "version": version,
@@ -203,43 +308,149 @@ def publish(
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "base_model": base_model,
             "base_model_path": adapter_config.get("base_model_name_or_path"),
-            "source_adapter": str(Path(source).resolve()),
+            "source_adapter": str(Path(source_dir).resolve()),
             "source_run": str(Path(source_run).resolve()) if source_run else None,
             "git_commit": _git_commit(),
+            EVAL_HASH_KEY: digest,
+            "evaluation": str(Path(evaluation_file).resolve()) if evaluation_file else None,
             "metrics": metrics,
             "gate": gate,
             "gate_failures": failures,
-            "forced": bool(failures),
+            "forced": bool(force),
             "files": files,
         }
 
+    files = adapter_files.server_files(source)
+    left_out = sorted(p.name for p in source.iterdir() if p.name not in files)
+    if left_out:
+        log.info("not copied (a server does not need them): %s", ", ".join(left_out))
     try:
         serving_dir.mkdir(parents=True, exist_ok=True)
-        with serving.locked(serving_dir, name) as folder:
-            version = max(serving.list_versions(serving_dir, name), default=0) + 1
-            # A hand-copied plain folder at DIR/NAME becomes a version first, so it can be rolled back to.
-            plain = serving_dir / name
-            if serving.adopt_plain_dir(serving_dir, name, version, lambda files: manifest(version, plain, files)):
-                log.info("kept the plain folder %s as version %d", plain, version)
-                version += 1
-            target = serving.stage_version(
-                adapter_dir, folder, version, rewrite, lambda files: manifest(version, adapter_dir, files)
-            )
-            serving.switch_to(serving_dir, name, version)
+        lock = serving.locked(serving_dir, name)
+        folder = lock.__enter__()
     except OSError as err:
-        raise PublishError(f"publishing {adapter_dir} to {serving_dir / name}: copy failed: {err}") from None
+        raise PublishError(f"publishing {adapter_dir}: cannot open the serving dir {serving_dir}: {_one_line(err)}") from None
+    try:
+        _recover(serving_dir, name, folder, reload_attempts)
+        previous = serving.current_version(serving_dir, name)
+        version = max(serving.list_versions(serving_dir, name), default=0) + 1
+        # A hand-copied plain folder at DIR/NAME becomes a version first, so it can be rolled back to.
+        plain = serving_dir / name
+        try:
+            if serving.adopt_plain_dir(serving_dir, name, version, lambda f: manifest(version, plain, f, adopted=True)):
+                log.info("kept the plain folder %s as version %d", plain, version)
+                previous, version = version, version + 1
+        except OSError as err:
+            raise PublishError(f"publishing {adapter_dir}: keeping the plain folder {plain} as a version failed: "
+                               f"{_one_line(err)}") from None
+        target = _swap_in(serving_dir, name, source, files, folder, version, previous, rewrite,
+                          lambda f: manifest(version, source, f), reload_url, server_dir, reload_attempts,
+                          on_step, what=f"publishing {adapter_dir} to {serving_dir / name}")
+    finally:
+        lock.__exit__(None, None, None)
     log.info("published %s as %s and %s -> %s", adapter_dir, name, serving.version_name(name, version), target)
-
-    if reload_url:
-        reload_adapter(reload_url, name, _as_server_sees(target, serving_dir, server_dir))
     return target
 
 
-def rollback(serving_dir, name: str, reload_url: str | None = None, server_dir=None) -> Path:
-    """Point NAME back at the newest version older than the current one (checked against its manifest)."""
+def _swap_in(serving_dir, name, source, files, folder, version, previous, rewrite, manifest, reload_url,
+             server_dir, reload_attempts, on_step, what) -> Path:
+    """Stage version N, then make it DIR/NAME; every failure undoes N. Caller holds the lock.
+
+    Order: copy -> fsync -> (journal) rename to vN -> link DIR/NAME-vN -> reload the server -> switch
+    DIR/NAME. DIR/NAME changes last (one atomic os.replace), so a failure or a kill at any step before
+    it leaves the previous version where it was; the journal lets the next publish undo vN after a kill."""
+    staging = None
+    named = reloaded = False
+    try:
+        staging, hashes = serving.copy_files(source, files, folder, version, rewrite, on_step)
+        serving.write_manifest(staging, manifest(hashes))
+        serving.sync_tree(staging, on_step)
+        with serving.step("rename", f"recording the publish of v{version} in {folder / serving.PENDING}"):
+            serving.write_pending(folder, {"version": version, "previous": previous, "reload_url": None})
+        target = serving.name_version(staging, folder, version, on_step)
+        named, staging = True, None
+        versioned = serving_dir / serving.version_name(name, version)
+        with serving.step("link", f"linking {versioned} -> {target}", on_step):
+            serving.point(versioned, target)
+        if reload_url:
+            serving.write_pending(folder, {"version": version, "previous": previous, "reload_url": reload_url,
+                                           "server_dir": str(server_dir) if server_dir else None})
+            if on_step is not None:
+                on_step("reload")
+            reloaded = True
+            reload_adapter(reload_url, name, _as_server_sees(target, serving_dir, server_dir), reload_attempts)
+        with serving.step("switch", f"pointing {serving_dir / name} at v{version}", on_step):
+            serving.point(serving_dir / name, target)
+        serving.clear_pending(folder)
+        return target
+    except (serving.StepFailed, ReloadError, OSError) as err:
+        reason = str(err) if isinstance(err, (serving.StepFailed, ReloadError)) else f"{_one_line(err)}"
+        state = _undo(serving_dir, name, folder, version, previous, staging, named,
+                      reload_url if reloaded else None, server_dir)
+        cls = ReloadError if isinstance(err, ReloadError) else PublishError
+        raise cls(f"{what}: {reason}; {state}") from None
+    except BaseException:  # Ctrl-C, a test seam's exception: undo the same way, then let it through
+        _undo(serving_dir, name, folder, version, previous, staging, named, reload_url if reloaded else None,
+              server_dir)
+        raise
+
+
+def _undo(serving_dir, name, folder, version, previous, staging, named, reload_url, server_dir) -> str:
+    """Put everything back as before version N; returns what serves now, for the message."""
+    problems = []
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if previous is not None and serving.current_version(serving_dir, name) != previous:
+            serving.point(serving_dir / name, serving.versions_dir(serving_dir, name) / f"v{previous}")
+        if named:
+            serving.undo_version(serving_dir, name, version)
+        serving.clear_pending(folder)
+    except OSError as err:
+        problems.append(f"undoing v{version} failed too ({_one_line(err)}): the next publish removes it")
+    state = f"nothing changed: {_serves(serving_dir, name, previous)}"
+    if reload_url:
+        state += "; " + _restore_server(serving_dir, name, previous, reload_url, server_dir)
+    return "; ".join([state, *problems])
+
+
+def _restore_server(serving_dir, name, previous, reload_url, server_dir) -> str:
+    """After a reload that did not go through: put the previous version back on the server (one try)."""
+    try:
+        if previous is None:
+            _unload(reload_url, name)
+            return f"the server at {reload_url} has {name!r} unloaded"
+        path = serving.versions_dir(serving_dir, name) / f"v{previous}"
+        reload_adapter(reload_url, name, _as_server_sees(path, serving_dir, server_dir), attempts=1)
+        return f"the server at {reload_url} serves v{previous} again"
+    except (ReloadError, Exception) as err:  # the server is the unreliable party here
+        return (f"the server at {reload_url} did not take v{previous} back either ({_one_line(err)[:120]}): "
+                f"it serves {name!r} from {serving_dir / name} once it resolves the name again")
+
+
+def _recover(serving_dir: Path, name: str, folder: Path, reload_attempts: int) -> None:
+    """Undo the version of a publish that was killed before DIR/NAME pointed at it (see the journal)."""
+    record = serving.read_pending(folder)
+    if record is None:
+        return
+    version = record.get("version")
+    if isinstance(version, int) and serving.current_version(serving_dir, name) != version:
+        serving.undo_version(serving_dir, name, version)
+        log.warning("removed v%d of %s: the publish that made it stopped before serving it", version, name)
+        if record.get("reload_url"):
+            log.warning("%s", _restore_server(serving_dir, name, record.get("previous"), record["reload_url"],
+                                              record.get("server_dir")))
+    serving.clear_pending(folder)
+
+
+def rollback(serving_dir, name: str, reload_url: str | None = None, server_dir=None,
+             reload_attempts: int = RELOAD_ATTEMPTS) -> Path:
+    """Point NAME back at the newest version older than the current one (checked against its manifest).
+    With reload_url the server takes it first; when it does not, nothing changes."""
     serving_dir = Path(serving_dir)
     _check_name(name)
     with serving.locked(serving_dir, name) as folder:
+        _recover(serving_dir, name, folder, reload_attempts)
         current = serving.current_version(serving_dir, name)
         if current is None:
             raise PublishError(f"{serving_dir / name}: nothing published under {name!r} to roll back")
@@ -250,17 +461,22 @@ def rollback(serving_dir, name: str, reload_url: str | None = None, server_dir=N
         problems = serving.verify(previous)
         if problems:
             raise PublishError(f"{previous}: does not match its manifest: {'; '.join(problems)}")
+        if reload_url:
+            try:
+                reload_adapter(reload_url, name, _as_server_sees(previous, serving_dir, server_dir), reload_attempts)
+            except ReloadError as err:
+                state = _restore_server(serving_dir, name, current, reload_url, server_dir)
+                raise ReloadError(f"rollback of {name!r}: {err}; nothing changed: "
+                                  f"{_serves(serving_dir, name, current)}; {state}") from None
         serving.switch_to(serving_dir, name, older[-1])
     log.info("rolled %s back from v%d to v%d", name, current, older[-1])
-    if reload_url:
-        reload_adapter(reload_url, name, _as_server_sees(previous, serving_dir, server_dir))
     return previous
 
 
 def _as_server_sees(version_dir: Path, serving_dir: Path, server_dir) -> str:
     if server_dir is None:
-        return str(version_dir.resolve())
-    return str(Path(server_dir) / version_dir.relative_to(serving_dir))
+        return str(Path(version_dir).resolve())
+    return str(Path(server_dir) / Path(version_dir).relative_to(serving_dir))
 
 
 # ---------------------------------------------------------------- the running server
@@ -294,10 +510,14 @@ def reload_adapter(reload_url: str, name: str, lora_path: str, attempts: int = R
         if attempt < attempts:
             log.warning("reload of %s failed (attempt %d/%d): %s", name, attempt, attempts, last)
             time.sleep(min(2 ** (attempt - 1), 8))
-    raise ReloadError(
-        f"reload of {name!r} at {base} failed after {attempts} attempts: {last} "
-        f"(the files are published at {lora_path}; the server may still serve the previous version)"
-    )
+    raise ReloadError(f"reload of {name!r} at {base} failed after {attempts} attempts: {_short(last)}")
+
+
+def _unload(reload_url: str, name: str) -> None:
+    import httpx
+
+    base = reload_url.rstrip("/").removesuffix("/v1")
+    httpx.post(f"{base}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=RELOAD_TIMEOUT_S)
 
 
 class _Retry(Exception):
@@ -308,18 +528,27 @@ def _short(text: str, limit: int = 300) -> str:
     return " ".join(text.split())[:limit]
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 # ---------------------------------------------------------------- config / CLI
 
 
 def publish_from_config(config: dict, adapter_dir, metrics: dict | None = None, source_run=None,
-                        eval_path=None) -> Path:
-    """`publish` with the `serving:` block of the (plain-dict) config; what rl.train calls at the end."""
-    opts = config.get("serving") or {}
+                        eval_path=None, on_step: Callable[[str], None] | None = None) -> Path:
+    """`publish` with the `serving:` and `model:` blocks of the (plain-dict) config; what rl.train calls
+    at the end and the CLI runs. The only place a publish reads the config."""
+    opts, model = config.get("serving") or {}, config.get("model") or {}
+    trained_on = model.get("name_or_path")
+    group = model_group_for(trained_on) if trained_on else None
+    hint = "python -m rl.evaluate adapter={adapter}" + (f" model={group}" if group else "")
     return publish(
         adapter_dir, opts.get("dir", "serving"), opts.get("name", "fastresponse"), opts.get("base_model"),
         metrics=metrics, gate=opts.get("gate"), force=bool(opts.get("force", False)),
         reload_url=opts.get("reload_url"), source_run=source_run, eval_path=eval_path,
-        server_dir=opts.get("server_dir"),
+        server_dir=opts.get("server_dir"), trained_on=trained_on, aliases=model.get("base_aliases") or (),
+        eval_dirs=opts.get("evaluations") or (), evaluate_hint=hint, on_step=on_step,
     )  # fmt: skip
 
 
@@ -338,11 +567,12 @@ def _hydra_entry():
                 raise PublishError("adapter=PATH is required (the adapter folder to publish)")
             # only what a publish reads is resolved: the rest of the config is the training run's business
             opts = OmegaConf.to_container(cfg.serving, resolve=True)
+            model = OmegaConf.to_container(cfg.model, resolve=True)
             if _command == "rollback":
                 path = rollback(opts["dir"], opts["name"], opts.get("reload_url"), opts.get("server_dir"))
                 print(f"rolled back: {opts['name']} -> {path}")
             else:
-                path = publish_from_config({"serving": opts}, cfg.adapter, eval_path=cfg.get("eval"))
+                path = publish_from_config({"serving": opts, "model": model}, cfg.adapter, eval_path=cfg.get("eval"))
                 print(f"published: {opts['name']} -> {path}")
         except (PublishError, OmegaConfBaseException, OSError) as err:
             print(f"error: {' '.join(str(err).split())}", file=sys.stderr)

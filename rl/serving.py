@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -35,8 +34,6 @@ from typing import Callable, Iterator
 VERSIONS = ".versions"
 MANIFEST = "manifest.json"
 _VERSION_RE = re.compile(r"^v(\d+)$")
-# Test hook: seconds to sleep after each staged file, so a test can kill a publish half-way.
-PAUSE_ENV = "PIKA_PUBLISH_TEST_PAUSE_S"
 
 
 class ServingError(RuntimeError):
@@ -111,47 +108,165 @@ def _remove_stale_staging(folder: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+class StepFailed(ServingError):
+    """One step of a publish failed: `step` names it (copy, fsync, rename, link, switch)."""
+
+    def __init__(self, step: str, message: str):
+        self.step = step
+        super().__init__(message)
+
+
+@contextmanager
+def step(name: str, what: str, on_step: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Run one publish step: `on_step(name)` first (a test seam: it may sleep or raise), then the body;
+    an OSError becomes StepFailed with `what` ("copying X into Y") and the reason."""
+    try:
+        if on_step is not None:
+            on_step(name)
+        yield
+    except OSError as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise StepFailed(name, f"{what} failed: {reason}") from None
+
+
+def copy_files(
+    source_dir: Path,
+    files: list[str],
+    folder: Path,
+    version: int,
+    rewrite: Callable[[str, bytes], bytes],
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[Path, dict[str, str]]:
+    """Copy `files` (relative to source_dir) into a staging folder under `folder`, each through
+    `rewrite(relpath, data)`; returns (staging folder, sha256 by relpath). Nothing is synced yet.
+    Caller holds the lock and removes the staging folder when a later step fails."""
+    _remove_stale_staging(folder)
+    staging = folder / f".staging-v{version}-{os.getpid()}"
+    hashes: dict[str, str] = {}
+    with step("copy", f"creating {staging}"):
+        staging.mkdir()
+    try:
+        _copy_into(staging, source_dir, files, rewrite, hashes, on_step)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging, hashes
+
+
+def _copy_into(staging, source_dir, files, rewrite, hashes, on_step) -> None:
+    for i, rel in enumerate(files):
+        target = staging / rel
+        what = f"copying {Path(source_dir) / rel} into {staging}"
+        with step("copy", what):
+            data = rewrite(rel, (Path(source_dir) / rel).read_bytes())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        hashes[rel] = hashlib.sha256(data).hexdigest()
+        if i == 0 and on_step is not None:
+            with step("copy", what, on_step):  # the seam after the first file: a half-copied staging
+                pass
+
+
+def write_manifest(staging: Path, manifest: dict) -> None:
+    with step("copy", f"writing {staging / MANIFEST}"):
+        (staging / MANIFEST).write_bytes((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+
+
+def sync_tree(staging: Path, on_step: Callable[[str], None] | None = None) -> None:
+    """fsync every file, then every folder, of the staging copy: a crash after the rename that names
+    it a version cannot leave a version with missing bytes."""
+    with step("fsync", f"syncing {staging} to disk", on_step):
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for sub in sorted({staging, *(p.parent for p in staging.rglob("*"))}, reverse=True):
+            _fsync_dir(sub)
+
+
+def name_version(staging: Path, folder: Path, version: int, on_step: Callable[[str], None] | None = None) -> Path:
+    """Rename the complete staging copy to folder/vN (atomic: vN does not exist, the lock is held)."""
+    final = folder / f"v{version}"
+    with step("rename", f"naming the staged copy {final}", on_step):
+        staging.rename(final)
+        _fsync_dir(folder)
+    return final
+
+
 def stage_version(
     source_dir: Path,
     folder: Path,
     version: int,
     rewrite: Callable[[str, bytes], bytes],
     manifest: Callable[[dict[str, str]], dict],
+    files: list[str] | None = None,
 ) -> Path:
-    """Copy source_dir into folder/vN: each file through `rewrite(relpath, data)`, fsynced, then
-    manifest.json from `manifest(sha256 by relpath)`; the folder is named vN only when complete.
-    Caller holds the lock."""
-    _remove_stale_staging(folder)
-    final = folder / f"v{version}"
-    staging = folder / f".staging-v{version}-{os.getpid()}"
-    staging.mkdir()
-    pause_s = float(os.environ.get(PAUSE_ENV) or 0)
+    """Copy, sync and name a version in one go (used for adopting a plain folder): folder/vN appears
+    only when complete. `files`: relative paths to copy (default: every file under source_dir)."""
+    if files is None:
+        files = sorted(
+            p.relative_to(source_dir).as_posix() for p in Path(source_dir).rglob("*")
+            if not p.is_dir() and p.name != MANIFEST
+        )  # fmt: skip
+    staging = None
     try:
-        hashes: dict[str, str] = {}
-        for path in sorted(p for p in Path(source_dir).rglob("*") if not p.is_dir()):
-            rel = path.relative_to(source_dir).as_posix()
-            if rel == MANIFEST:  # publishing a published version: its old manifest is replaced
-                continue
-            data = rewrite(rel, path.read_bytes())
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _write_synced(target, data)
-            hashes[rel] = hashlib.sha256(data).hexdigest()
-            if pause_s:
-                time.sleep(pause_s)
-        body = json.dumps(manifest(hashes), indent=2, sort_keys=True) + "\n"
-        _write_synced(staging / MANIFEST, body.encode())
-        for sub in sorted({p.parent for p in staging.rglob("*")}, reverse=True):
-            _fsync_dir(sub)
-        staging.rename(final)  # final does not exist (lock held, number unused): atomic
-        _fsync_dir(folder)
+        staging, hashes = copy_files(source_dir, files, folder, version, rewrite)
+        write_manifest(staging, manifest(hashes))
+        sync_tree(staging)
+        return name_version(staging, folder, version)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
-    return final
 
 
-def _point(link: Path, target: Path) -> None:
+# ---------------------------------------------------------------- a publish in progress
+# Written (atomically) just before a staged copy is named vN, removed once DIR/NAME points at it or
+# the version is undone: a publish killed in between leaves it, and the next publish or rollback
+# (under the lock) undoes that version before doing anything else.
+PENDING = ".pending.json"
+
+
+def write_pending(folder: Path, record: dict) -> None:
+    tmp = folder / f"{PENDING}.{os.getpid()}.tmp"
+    _write_synced(tmp, (json.dumps(record, sort_keys=True) + "\n").encode())
+    os.replace(tmp, folder / PENDING)
+    _fsync_dir(folder)
+
+
+def read_pending(folder: Path) -> dict | None:
+    try:
+        record = json.loads((folder / PENDING).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # torn by a kill mid-write: nothing was named after it, there is nothing to undo
+    return record if isinstance(record, dict) else {}
+
+
+def clear_pending(folder: Path) -> None:
+    (folder / PENDING).unlink(missing_ok=True)
+    _fsync_dir(folder)
+
+
+def undo_version(serving_dir: Path, name: str, version: int) -> None:
+    """Remove version N that never became DIR/NAME: its DIR/NAME-vN link and its folder. Caller holds the lock."""
+    serving_dir = Path(serving_dir)
+    link = serving_dir / version_name(name, version)
+    if link.is_symlink():
+        link.unlink()
+    folder = versions_dir(serving_dir, name) / f"v{version}"
+    if folder.exists():
+        retired = folder.with_name(f".staging-undo-v{version}-{os.getpid()}")
+        folder.rename(retired)  # gone from the versions at once; the files go next
+        shutil.rmtree(retired)
+    _fsync_dir(serving_dir)
+    _fsync_dir(versions_dir(serving_dir, name))
+
+
+def point(link: Path, target: Path) -> None:
     """Make `link` a symlink to `target` (relative), atomically replacing an existing symlink."""
     relative = os.path.relpath(target, link.parent)
     tmp = link.parent / f".{link.name}.link-{os.getpid()}"
@@ -170,8 +285,8 @@ def switch_to(serving_dir: Path, name: str, version: int) -> Path:
         raise ServingError(f"{target}: no such version")
     versioned = serving_dir / version_name(name, version)
     if not versioned.is_symlink():
-        _point(versioned, target)
-    _point(serving_dir / name, target)
+        point(versioned, target)
+    point(serving_dir / name, target)
     return target
 
 

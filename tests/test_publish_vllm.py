@@ -21,7 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rl import serving
-from rl.publish import publish
+from rl.adapter_files import stamp
+from rl.publish import publish as _publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -117,6 +118,11 @@ def assert_served_by(scorer, server, model: str, expected: str) -> None:
     assert min(others) > APART, f"{model}: the candidates are not told apart: {distance}"
 
 
+def publish(adapter, serving_dir, name, base, metrics=GOOD, **kwargs):
+    """rl.publish.publish with an evaluation of exactly `adapter` (what rl.evaluate would record)."""
+    return _publish(adapter, serving_dir, name, base, metrics=stamp(metrics, adapter), **kwargs)
+
+
 def unload(server, name: str) -> None:
     httpx.post(f"{server.base_url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60)
 
@@ -138,31 +144,74 @@ def test_second_publish_with_reload_serves_the_new_version(served, adapters, sco
     assert_served_by(scorer, server, "fr-b-v1", "sft")  # the earlier version stays reachable by its own name
 
 
-def test_killed_publish_leaves_the_old_version_served_and_intact(served, adapters, scorer):
+KILL_SCRIPT = """
+import sys, time
+from rl.adapter_files import stamp
+from rl.publish import publish
+adapter, serving_dir, name, base, reload_url, step = sys.argv[1:7]
+def at(name):
+    if name == step:
+        print("at", name, flush=True)
+        time.sleep(600)
+metrics = stamp({"english_rate": 1.0, "tag_rate": 0.0, "word_ok_rate": 1.0}, adapter)
+publish(adapter, serving_dir, name, base, metrics=metrics, reload_url=reload_url, on_step=at)
+"""
+
+
+@pytest.mark.parametrize("step", ["copy", "fsync", "rename", "link", "reload", "switch"])
+def test_a_publish_killed_at_each_step_leaves_the_old_version_served(served, adapters, scorer, step):
     server, serving_dir = served
-    old = publish(adapters["sft"], serving_dir, "fr-c", server.model, metrics=GOOD)
-    staging_root = serving_dir / ".versions" / "fr-c"
-    cmd = [sys.executable, "-m", "rl.publish", f"adapter={adapters['perturbed']}", f"serving.dir={serving_dir}",
-           "serving.name=fr-c", f"serving.base_model={server.model}", "serving.force=true"]  # fmt: skip
-    env = {**os.environ, serving.PAUSE_ENV: "30"}  # sleeps after each staged file: killed mid-copy
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    name = f"fr-kill-{step}"
+    old = publish(adapters["sft"], serving_dir, name, server.model)
+    assert_served_by(scorer, server, name, "sft")  # loaded and cached under its name
+    cmd = [sys.executable, "-c", KILL_SCRIPT, str(adapters["perturbed"]), str(serving_dir), name, server.model,
+           server.base_url, step]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not any(p.is_file() for p in staging_root.glob(".staging-*/*")):
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the publish never started staging"
-            time.sleep(0.1)
+        line = proc.stdout.readline()  # the seam says where it stopped
+        assert line.strip() == f"at {step}", line + proc.stdout.read()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
 
-    assert serving.current_version(serving_dir, "fr-c") == 1 and serving.list_versions(serving_dir, "fr-c") == [1]
-    assert serving.verify(serving_dir / "fr-c") == []  # every file matches the manifest's sha256
+    assert serving.current_version(serving_dir, name) == 1
+    assert serving.verify(serving_dir / name) == []  # every file matches the manifest's sha256
     assert json.loads((old / "manifest.json").read_text())["version"] == 1
-    unload(server, "fr-c")  # make the server resolve the name from disk again, not from its cache
-    assert_served_by(scorer, server, "fr-c", "sft")
-    # the next publish cleans the dead one's staging folder and takes the number it never got
-    assert publish(adapters["perturbed"], serving_dir, "fr-c", server.model, metrics=GOOD).name == "v2"
-    assert not list(staging_root.glob(".staging-*"))
+    if step != "switch":  # killed before the server took the new version: its cache is untouched
+        assert_served_by(scorer, server, name, "sft")
+    # (killed at the switch, the server already holds v2 in its cache: the next publish or rollback puts
+    # v1 back there first; on disk, where the server resolves the name, v1 is what serves)
+    unload(server, name)  # make the server resolve the name from disk again, not from its cache
+    assert_served_by(scorer, server, name, "sft")
+    # the next publish undoes what the killed one left and serves the new adapter
+    staging_root = serving_dir / ".versions" / name
+    assert publish(adapters["perturbed"], serving_dir, name, server.model, reload_url=server.base_url).name == "v2"
+    assert not list(staging_root.glob(".staging-*")) and not (staging_root / serving.PENDING).exists()
+    assert serving.list_versions(serving_dir, name) == [1, 2]
+    assert_served_by(scorer, server, name, "perturbed")
+    unload(server, name)
+
+
+def test_a_failed_reload_leaves_the_old_version_served(served, adapters, scorer):
+    """The server refuses the new version (here: its base is not the served model): nothing changes."""
+    server, serving_dir = served
+    name = "fr-refused"
+    publish(adapters["sft"], serving_dir, name, server.model)
+    assert_served_by(scorer, server, name, "sft")
+    bad_url = f"{server.base_url}/no-such-prefix"  # every call 404s: a server that does not take it
+    with pytest.raises(Exception, match="still points at v1"):
+        publish(adapters["perturbed"], serving_dir, name, server.model, reload_url=bad_url, reload_attempts=1)
+    assert serving.list_versions(serving_dir, name) == [1] and serving.current_version(serving_dir, name) == 1
+    unload(server, name)
+    assert_served_by(scorer, server, name, "sft")
+    unload(server, name)
+
+
+def test_the_serving_dir_holds_only_sound_versions(served):
+    """The issue's bar, over everything this module published into the shared serving dir."""
+    from tests.test_publish import audit
+
+    server, serving_dir = served
+    assert list(serving_dir.glob(".versions/*/v*")) and audit(serving_dir) == []
