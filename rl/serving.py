@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from common.atomic_write import write_json_atomic
+
 VERSIONS = ".versions"
 MANIFEST = "manifest.json"
 _VERSION_RE = re.compile(r"^v(\d+)$")
@@ -80,13 +82,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 @contextmanager
@@ -230,10 +225,7 @@ PENDING = ".pending.json"
 
 
 def write_pending(folder: Path, record: dict) -> None:
-    tmp = folder / f"{PENDING}.{os.getpid()}.tmp"
-    _write_synced(tmp, (json.dumps(record, sort_keys=True) + "\n").encode())
-    os.replace(tmp, folder / PENDING)
-    _fsync_dir(folder)
+    write_json_atomic(folder / PENDING, record, sort_keys=True)
 
 
 def read_pending(folder: Path) -> dict | None:
