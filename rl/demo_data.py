@@ -13,11 +13,10 @@ Run:  python -m rl.demo_data [PATH] [--n 2400] [--seed 0]     (default PATH: dat
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
-import tempfile
 from pathlib import Path
+
+from common.atomic_write import write_jsonl_atomic
 
 DEFAULT_PATH = Path("data/demo/pika_demo.jsonl")
 
@@ -221,21 +220,7 @@ def demo_records(n: int = 2400, seed: int = 0) -> list[dict]:
 
 def write_demo(path: str | Path = DEFAULT_PATH, n: int = 2400, seed: int = 0) -> Path:
     """Write the demo JSONL atomically (temp file then rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for record in demo_records(n, seed):
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a data file is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_jsonl_atomic(path, demo_records(n, seed))
 
 
 def main(argv: list[str] | None = None) -> int:

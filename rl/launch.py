@@ -29,6 +29,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from common.retry import GaveUp, Retryable, RetryPolicy, retry_call
+
 
 class LaunchError(RuntimeError):
     """The server could not be started or never became healthy; one line plus the server's log tail."""
@@ -190,20 +192,25 @@ def start_server(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
 def wait_for_health(base_url: str, server: subprocess.Popen | None, timeout_s: float, log_path: Path | None) -> float:
     """Poll GET /health until 200; returns the seconds waited. Bounded; a dead server fails at once."""
     started = time.monotonic()
-    while True:
+
+    def attempt() -> None:
         if healthy(base_url):
-            return time.monotonic() - started
+            return
         if server is not None and server.poll() is not None:
             raise LaunchError(
                 f"vLLM server exited with code {server.returncode} before it was healthy; last log lines "
                 f"({log_path}):\n{log_tail(log_path)}"
             )
-        if time.monotonic() - started > timeout_s:
-            raise LaunchError(
-                f"vLLM server at {base_url} not healthy after {timeout_s:.0f}s (rollout.server.health_timeout_s); "
-                f"last log lines ({log_path}):\n{log_tail(log_path)}"
-            )
-        time.sleep(1.0)
+        raise Retryable("not healthy yet")
+
+    try:  # one poll a second until the deadline
+        retry_call(attempt, RetryPolicy(attempts=None, backoff_s=1.0, multiplier=1.0, deadline_s=timeout_s))
+    except GaveUp:
+        raise LaunchError(
+            f"vLLM server at {base_url} not healthy after {timeout_s:.0f}s (rollout.server.health_timeout_s); "
+            f"last log lines ({log_path}):\n{log_tail(log_path)}"
+        ) from None
+    return time.monotonic() - started
 
 
 def healthy(base_url: str) -> bool:

@@ -31,10 +31,10 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
+from common.retry import GaveUp, Retryable, RetryPolicy, retry_call
 from rl import adapter_files, serving
 from rl.adapter_files import AdapterError
 
@@ -492,25 +492,28 @@ def reload_adapter(reload_url: str, name: str, lora_path: str, attempts: int = R
     import httpx
 
     base = reload_url.rstrip("/").removesuffix("/v1")
-    last = ""
-    for attempt in range(1, attempts + 1):
+
+    def attempt() -> None:
         try:
             with httpx.Client(timeout=RELOAD_TIMEOUT_S) as client:
                 unload = client.post(f"{base}/v1/unload_lora_adapter", json={"lora_name": name})
                 if unload.status_code not in (200, 404):  # 404: not loaded yet, fine
-                    raise _Retry(f"POST {base}/v1/unload_lora_adapter -> {unload.status_code}: {_short(unload.text)}")
+                    raise Retryable(f"POST {base}/v1/unload_lora_adapter -> {unload.status_code}: {_short(unload.text)}")
                 load = client.post(f"{base}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": lora_path})
-                if load.status_code == 200:
-                    log.info("server %s now serves %s from %s", base, name, lora_path)
-                    return
-                # 400 "already been loaded": a request re-resolved the name between our two calls; go again
-                raise _Retry(f"POST {base}/v1/load_lora_adapter -> {load.status_code}: {_short(load.text)}")
-        except (httpx.HTTPError, _Retry) as err:
-            last = str(err) or type(err).__name__
-        if attempt < attempts:
-            log.warning("reload of %s failed (attempt %d/%d): %s", name, attempt, attempts, last)
-            time.sleep(min(2 ** (attempt - 1), 8))
-    raise ReloadError(f"reload of {name!r} at {base} failed after {attempts} attempts: {_short(last)}")
+        except httpx.HTTPError as err:
+            raise Retryable(str(err) or type(err).__name__) from None
+        if load.status_code != 200:
+            # 400 "already been loaded": a request re-resolved the name between our two calls; go again
+            raise Retryable(f"POST {base}/v1/load_lora_adapter -> {load.status_code}: {_short(load.text)}")
+
+    def warn(n: int, reason: str, _delay: float) -> None:
+        log.warning("reload of %s failed (attempt %d/%d): %s", name, n, attempts, reason)
+
+    try:
+        retry_call(attempt, RetryPolicy(attempts=attempts, backoff_s=1.0, max_backoff_s=8.0), on_retry=warn)
+    except GaveUp as err:
+        raise ReloadError(f"reload of {name!r} at {base} failed after {attempts} attempts: {_short(err.reason)}") from None
+    log.info("server %s now serves %s from %s", base, name, lora_path)
 
 
 def _unload(reload_url: str, name: str) -> None:
@@ -518,10 +521,6 @@ def _unload(reload_url: str, name: str) -> None:
 
     base = reload_url.rstrip("/").removesuffix("/v1")
     httpx.post(f"{base}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=RELOAD_TIMEOUT_S)
-
-
-class _Retry(Exception):
-    pass
 
 
 def _short(text: str, limit: int = 300) -> str:

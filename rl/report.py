@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from common.atomic_write import open_atomic, write_json_atomic, write_text_atomic
 
 METRICS = ("english_rate", "tag_rate", "word_ok_rate", "judge_mean", "n")
 
@@ -11,8 +12,8 @@ METRICS = ("english_rate", "tag_rate", "word_ok_rate", "judge_mean", "n")
 def write_report(run_dir: Path, results: dict[str, dict], rows: dict[str, list[dict]] | None = None) -> None:
     """`results` = {"before": metrics, "after": metrics} (or one entry) -> eval.json, eval.md, eval.png."""
     run_dir = Path(run_dir)
-    _write_atomic(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
-    _write_atomic(run_dir / "eval.md", render_markdown(results, rows or {}))
+    write_json_atomic(run_dir / "eval.json", results)
+    write_text_atomic(run_dir / "eval.md", render_markdown(results, rows or {}))
     plot_metrics(results, run_dir / "eval.png", rows)
 
 
@@ -57,16 +58,9 @@ def plot_metrics(results: dict[str, dict], path: Path, rows: dict[str, list[dict
         ax.set_xlabel("total reward")
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with open_atomic(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _fmt(value) -> str:

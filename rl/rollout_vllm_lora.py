@@ -28,20 +28,13 @@ from pathlib import Path
 
 import httpx
 
+from common.retry import GaveUp, Retryable, RetryCounter, RetryPolicy, retry_call
+
 log = logging.getLogger(__name__)
 
 
 class RolloutServerError(RuntimeError):
     """The vLLM server did not answer usefully within the configured retries; the message is one line."""
-
-
-@dataclass
-class HttpCounters:
-    """Outside-service accounting, logged with the trainer's metrics (`vllm_lora/*`)."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
 
 
 @dataclass
@@ -77,7 +70,7 @@ class VLLMLoraRollout:
     """GRPOTrainer `rollout_func`: sync the adapter when the step changed, then sample from the server."""
 
     settings: ServerSettings
-    counters: HttpCounters = field(default_factory=HttpCounters)
+    counters: RetryCounter = field(default_factory=RetryCounter)  # logged as vllm_lora/http_*
     synced_step: int | None = None
     version: int = 0
     _client: httpx.Client | None = field(default=None, repr=False)
@@ -158,26 +151,27 @@ class VLLMLoraRollout:
     # ---- HTTP with bounded retries ----
     def post(self, path: str, body: dict) -> dict:
         url = f"{self.settings.base_url}{path}"
-        last_error = ""
-        for attempt in range(self.settings.retries + 1):
-            if attempt:
-                self.counters.retries += 1
-                time.sleep(self.settings.backoff_s * 2 ** (attempt - 1))
-            self.counters.requests += 1
+
+        def attempt() -> httpx.Response:
             try:
                 response = self.client.post(url, json=body)
             except httpx.HTTPError as err:  # connection refused, timeout, ...
-                last_error = f"{type(err).__name__}: {err}"
-                continue
-            if response.status_code < 400:
-                if "json" in response.headers.get("content-type", ""):
-                    return response.json()
-                return {"text": response.text}  # /v1/load_lora_adapter answers in plain text
-            last_error = f"HTTP {response.status_code}: {response.text[:300]}"
-            if response.status_code < 500:
-                break  # the request itself is wrong: retrying will not help
-        self.counters.failures += 1
-        raise RolloutServerError(f"{url}: {last_error} (after {attempt + 1} attempts)".replace("\n", " "))
+                raise Retryable(f"{type(err).__name__}: {err}") from None
+            if response.status_code >= 500:
+                raise Retryable(f"HTTP {response.status_code}: {response.text[:300]}")
+            return response
+
+        policy = RetryPolicy(attempts=self.settings.retries + 1, backoff_s=self.settings.backoff_s, max_backoff_s=30.0)
+        try:
+            response = retry_call(attempt, policy, counter=self.counters)
+        except GaveUp as err:
+            raise RolloutServerError(f"{url}: {err}".replace("\n", " ")) from None
+        if response.status_code >= 400:  # the request itself is wrong: retrying will not help
+            self.counters.failures += 1
+            raise RolloutServerError(f"{url}: HTTP {response.status_code}: {response.text[:300]} (not retried)".replace("\n", " "))
+        if "json" in response.headers.get("content-type", ""):
+            return response.json()
+        return {"text": response.text}  # /v1/load_lora_adapter answers in plain text
 
     @property
     def client(self) -> httpx.Client:

@@ -240,3 +240,25 @@ def test_parse_reads_back_what_render_wrote(turns, fmt):
     silent = lambda t: t["role"] == "user" and t["content"].strip() == fmt.silent  # noqa: E731
     expected = [{"role": t["role"], "content": "" if silent(t) else t["content"].strip()} for t in turns]
     assert fmt.parse(fmt.render(turns)) == expected
+
+
+# ---------------------------------------------------------------- the loops that use it
+
+
+def test_the_launchers_health_wait_is_bounded_by_its_deadline_and_stops_on_a_dead_server(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from rl.launch import LaunchError, wait_for_health
+    from tests.vllm_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(LaunchError, match=r"not healthy after 2s"):
+        wait_for_health(url, None, 2.0, tmp_path / "server.log")
+    assert 1.0 <= time.monotonic() - started < 4.0
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+    with pytest.raises(LaunchError, match="exited with code 3 before it was healthy"):
+        wait_for_health(url, dead, 60.0, tmp_path / "server.log")

@@ -13,7 +13,8 @@ import time
 import pytest
 import torch
 
-from rl.rollout_vllm_lora import HttpCounters, RolloutServerError, ServerSettings, VLLMLoraRollout, parse_choice, runs
+from common.retry import RetryCounter
+from rl.rollout_vllm_lora import RolloutServerError, ServerSettings, VLLMLoraRollout, parse_choice, runs
 from tests.vllm_server import free_port
 
 MATCH_TOL = 0.05  # mean |vLLM - trainer| log-prob per token after a sync (fp32 vs vLLM's CPU kernels)
@@ -47,10 +48,10 @@ def test_http_failures_are_retried_bounded_and_counted(tmp_path):
         ServerSettings(base_url=f"http://127.0.0.1:{free_port()}", timeout_s=2, retries=2, backoff_s=0.01)
     )
     started = time.monotonic()
-    with pytest.raises(RolloutServerError, match=r"/v1/completions: ConnectError.*after 3 attempts"):
+    with pytest.raises(RolloutServerError, match=r"/v1/completions: ConnectError.*\(3 attempts\)"):
         rollout.post("/v1/completions", {"prompt": [1]})
     assert time.monotonic() - started < 10
-    assert rollout.counters == HttpCounters(requests=3, retries=2, failures=1)
+    assert rollout.counters == RetryCounter(calls=1, attempts=3, retries=2, failures=1)
 
 
 def test_settings_from_config_need_a_url(tmp_path):

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 
 import httpx
 
+from common.retry import GaveUp, Retryable, RetryPolicy, retry_call, retry_call_async
 from rewards.judge.settings import API_KEY_ENV, JudgeSettings, api_key, settings_from
 
 log = logging.getLogger(__name__)
@@ -51,35 +50,39 @@ def request_body(s: JudgeSettings, prompt: str) -> dict:
     }
 
 
+def policy(s: JudgeSettings) -> RetryPolicy:
+    # Jitter: the batch's concurrent requests that failed together do not come back in lockstep.
+    return RetryPolicy(attempts=s.retries + 1, backoff_s=s.backoff_s, max_backoff_s=s.max_backoff_s, jitter=True)
+
+
 async def ask(client: httpx.AsyncClient, s: JudgeSettings, prompt: str) -> str:
     """The judge's answer text; raises JudgeCallFailed when there is none."""
     body = request_body(s, prompt)
-    reason = "no attempt"
-    for attempt in range(s.retries + 1):
-        if attempt:
-            delay = min(s.max_backoff_s, s.backoff_s * 2 ** (attempt - 1))
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter: retries do not arrive in lockstep
+
+    async def attempt() -> httpx.Response:
         try:
             response = await asyncio.wait_for(client.post("/chat/completions", json=body), s.timeout_s)
         except (asyncio.TimeoutError, httpx.TimeoutException):
-            reason = f"timed out after {s.timeout_s:g}s"
-            continue
+            raise Retryable(f"timed out after {s.timeout_s:g}s") from None
         except httpx.TransportError as err:
-            reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-            continue
+            raise Retryable(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from None
         if response.status_code == 429 or response.status_code >= 500:
-            reason = f"HTTP {response.status_code}"
-            continue
-        if response.status_code >= 400:
-            raise JudgeCallFailed(f"HTTP {response.status_code}: {_one_line(response.text)}")
-        try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise JudgeCallFailed(f"not an OpenAI chat completion: {_one_line(response.text)}") from None
-        if not isinstance(content, str):
-            raise JudgeCallFailed("the answer has no text content")
-        return content
-    raise JudgeCallFailed(f"{reason} ({s.retries + 1} attempts)")
+            raise Retryable(f"HTTP {response.status_code}")
+        return response
+
+    try:
+        response = await retry_call_async(attempt, policy(s))
+    except GaveUp as err:
+        raise JudgeCallFailed(str(err)) from None
+    if response.status_code >= 400:
+        raise JudgeCallFailed(f"HTTP {response.status_code}: {_one_line(response.text)}")
+    try:
+        content = response.json()["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise JudgeCallFailed(f"not an OpenAI chat completion: {_one_line(response.text)}") from None
+    if not isinstance(content, str):
+        raise JudgeCallFailed("the answer has no text content")
+    return content
 
 
 def preflight(judge: dict) -> None:
@@ -99,24 +102,22 @@ def preflight(judge: dict) -> None:
 def _check_models(s: JudgeSettings) -> None:
     url = f"{s.base_url.rstrip('/')}/models"
     hint = "start it (docs/judge.md), fix judge.base_url, or run without a judge (judge=none)"
-    response = None
-    reason = ""
-    for attempt in range(s.retries + 1):
+
+    def attempt() -> httpx.Response:
         try:
             response = httpx.get(url, headers=auth_headers(), timeout=s.timeout_s)
         except httpx.TimeoutException:
-            reason = f"no answer within {s.timeout_s:g}s"
+            raise Retryable(f"no answer within {s.timeout_s:g}s") from None
         except httpx.TransportError as err:
-            reason = _one_line(str(err)) or type(err).__name__
-        else:
-            if response.status_code < 500:
-                break
-            reason = f"HTTP {response.status_code}"
-        response = None
-        if attempt < s.retries:
-            time.sleep(min(s.max_backoff_s, s.backoff_s * 2**attempt))
-    if response is None:
-        raise JudgeUnavailable(f"judge unreachable at {url}: {reason}; {hint}")
+            raise Retryable(_one_line(str(err)) or type(err).__name__) from None
+        if response.status_code >= 500:
+            raise Retryable(f"HTTP {response.status_code}")
+        return response
+
+    try:
+        response = retry_call(attempt, RetryPolicy(s.retries + 1, s.backoff_s, s.max_backoff_s))
+    except GaveUp as err:
+        raise JudgeUnavailable(f"judge unreachable at {url}: {err.reason}; {hint}") from None
     if response.status_code in (401, 403):
         raise JudgeUnavailable(
             f"judge at {url} refused the request (HTTP {response.status_code}); set {API_KEY_ENV} to its API key"
