@@ -4,17 +4,13 @@ For each length bucket (1, 2, 3, 4-6 words, all): the share of English replies r
 of Vietnamese or mixed replies accepted (targets: <= 1% and <= 0.5%), for fastText's lid.176 alone
 (top label `en` = English) and for `rewards.english_only`. Other-language acceptance is shown too.
 
-Run:  python bench/english_accuracy.py [tests/data/short_replies.tsv] [--errors]
+Run:  python -m bench.english_accuracy [tests/data/short_replies.tsv] [--errors]
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-# This folder holds bench/rewards.py, which would shadow the `rewards` package: look past it.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 from rewards.english import fasttext_label, is_english
 

@@ -1,7 +1,7 @@
 """Judge speed: requests/s against max_concurrency, and the cache hit rate on real GRPO batches.
 
 Runs the real `judge_coherence` reward against a fake OpenAI-compatible server on 127.0.0.1
-(`python -m rewards.judge.fake`, its own process like a real judge) that answers after `--latency`
+(`python -m tests.fake_judge`, its own process like a real judge) that answers after `--latency`
 seconds, like a busy vLLM judge:
 1. throughput: 64 distinct completions per call, fresh reward (no cache), max_concurrency 1/4/16/64;
 2. the target: 64 distinct completions at 0.3 s latency with the default settings (conf/judge/vllm.yaml);
@@ -10,7 +10,7 @@ seconds, like a busy vLLM judge:
    reference reply, else any demo reply: a policy that has converged on short stock replies), for
    `--steps` steps and two epochs over the same prompts, with the cache file kept between steps.
 
-Run:  python bench/judge.py [--latency 0.3] [--repeats 3] [--samples nano demo] [--steps 4]
+Run:  python -m bench.judge [--latency 0.3] [--repeats 3] [--samples nano demo] [--steps 4]
 Record the printed medians in bench/RESULTS.md.
 """
 
@@ -28,14 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# This folder holds bench/rewards.py, which would shadow the `rewards` package: look past it.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import httpx
 
-import httpx  # noqa: E402
-
-from rewards.judge import make_judge_reward  # noqa: E402
-from rl.data import load_records, to_example  # noqa: E402
+from rewards.judge import make_judge_reward
+from rl.data import load_records, to_example
 
 GROUP = 8  # rollout.num_generations
 MODEL = "fake-judge"
@@ -47,7 +43,7 @@ def fake_judge(latency: float):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "rewards.judge.fake", "--port", str(port), "--latency", str(latency)]
+    cmd = [sys.executable, "-m", "tests.fake_judge", "--port", str(port), "--latency", str(latency)]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -6,17 +6,13 @@ of 8 where about 40% of a group repeats an earlier sample ("grpo groups", as sam
 is called once on the whole batch, as TRL does per step; "combined" runs all three. english_only's
 decision cache is cleared before every repeat, so only repeats within a batch hit it. Median of repeats.
 
-Run:  OMP_NUM_THREADS=1 taskset -c 0 python bench/rewards.py [--repeats 7] [--batch 4096]
+Run:  OMP_NUM_THREADS=1 taskset -c 0 python -m bench.rewards [--repeats 7] [--batch 4096]
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# This folder holds bench/rewards.py, which would shadow the `rewards` package: look past it.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 import argparse
 import os
 import random
@@ -25,9 +21,9 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from rewards.english import _decide, english_only  # noqa: E402
-from rewards.length import word_count  # noqa: E402
-from rewards.tags import no_say_tags  # noqa: E402
+from rewards.english import clear_cache, english_only
+from rewards.length import word_count
+from rewards.tags import no_say_tags
 
 REPLIES = Path(__file__).resolve().parents[1] / "tests" / "data" / "short_replies.tsv"
 EXTRA = ["<say>Great job!</say>", "&lt;say&gt;Wow!", "< SAY >Yes", "", "   ", "Super! 🎉🎉",
@@ -68,7 +64,7 @@ def grpo_batch(size: int, group: int = 8, seed: int = 0) -> list[str]:
 def rate(func, completions, repeats: int) -> float:
     times = []
     for _ in range(repeats):
-        _decide.cache_clear()
+        clear_cache()
         start = time.perf_counter()
         func(completions)
         times.append(time.perf_counter() - start)

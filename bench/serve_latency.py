@@ -1,7 +1,7 @@
 """Latency and throughput of a served fast-response adapter: N chat requests, C at a time.
 
-    python bench/serve_latency.py --concurrency 1 16     # nano: own vLLM server, publishes nano's SFT adapter
-    python bench/serve_latency.py --base-url http://HOST:8000 --model fastresponse \
+    python -m bench.serve_latency --concurrency 1 16     # nano: own vLLM server, publishes nano's SFT adapter
+    python -m bench.serve_latency --base-url http://HOST:8000 --model fastresponse \
         --base-model unsloth/Qwen2.5-1.5B-Instruct          # the GPU box
 
 Prints P50/P95/P99 latency and requests/s for the adapter and, side by side, for the base model on
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -23,7 +22,6 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 def _turns(robot: str, child: str) -> list[dict]:
     return [{"role": "assistant", "content": robot}, {"role": "user", "content": child}]

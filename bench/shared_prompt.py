@@ -1,6 +1,6 @@
 """Prompt-shared GRPO vs TRL's per-completion scoring: one training step at Pika's shape, on the nano model.
 
-    OMP_NUM_THREADS=1 python bench/shared_prompt.py [--repeats 7] [--prompt-tokens 700] [--completion-tokens 16]
+    OMP_NUM_THREADS=1 python -m bench.shared_prompt [--repeats 7] [--prompt-tokens 700] [--completion-tokens 16]
 
 Pika's shape: prompts of about 700 tokens (here 700 and 680, so one is left-padded, cut from real demo
 conversations in the chat template), groups of 8 and 16 completions of at most 16 tokens (lengths 4-16: most
@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
 
 def build_trainer(group: int, prompts: int, completion_tokens: int, workdir: Path):

@@ -1,6 +1,6 @@
 """What `rl.train` costs per GRPO step over a plain TRL script, on the nano model with the same settings.
 
-    OMP_NUM_THREADS=1 python bench/train_overhead.py [--steps 12] [--repeats 2]
+    OMP_NUM_THREADS=1 python -m bench.train_overhead [--steps 12] [--repeats 2]
 
 Both sides load the nano base + SFT adapter, sample `num_generations` replies per prompt with
 transformers' generate, score them with the same three rewards and take a GRPO step; the plain script
@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def composed_config(steps: int) -> dict:

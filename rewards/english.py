@@ -494,3 +494,8 @@ bap cham chanh chao chay cuu ech heo huou ke mit ngau ngua nhim quyt soc thit tr
 vl vcl vkl vcc dm dmm dcm dkm cmn clm cx ntn mn trc trog bjo bh nx ck vk thik bik bic bjk bjt oy hoy kq cj
 nka nch lm mik kh hk pk bt bnh vd sn ae vc zay zi zo dzui kute kiu thoai nhoa nhaa uki
 """.split())  # chat shorthand: vl, cx (cũng), ntn (như thế nào), trc (trước), bjo (bây giờ), ck/vk (chồng/vợ)
+
+
+def clear_cache() -> None:
+    """Forget the texts already decided (benchmarks time the uncached path; tests start cold)."""
+    _decide.cache_clear()

@@ -1,4 +1,4 @@
-"""The coherence judge against a real local HTTP server (rewards.judge.fake): parsing, context, caching,
+"""The coherence judge against a real local HTTP server (tests/fake_judge.py): parsing, context, caching,
 concurrency, faults (dead, slow, failing, garbage), the GRPO group rule, preflight and secrets."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rewards.judge import (
     settings_from,
 )
 from rewards.judge.context import Context, context_from_prompt, contexts_for
-from rewards.judge.fake import FakeJudge
+from tests.fake_judge import FakeJudge
 from rewards.judge.reward import apply_group_rule
 from rewards.registry import get_reward
 from rl.data import to_example

@@ -137,9 +137,9 @@ def test_rewards_score_plain_and_chat_completions_alike(func, name):
 def test_rewards_are_thread_safe():
     texts = [r[0] for r in _labeled()][:400]
     expected = {f.__name__: f(prompts=None, completions=texts) for f in (english_only, word_count, no_say_tags)}
-    from rewards.english import _decide
+    from rewards.english import clear_cache
 
-    _decide.cache_clear()  # threads race on the cache and the lazy model as a fresh process would
+    clear_cache()  # threads race on the cache and the lazy model as a fresh process would
     with ThreadPoolExecutor(8) as pool:
         futures = [(f.__name__, pool.submit(f, prompts=None, completions=texts))
                    for i in range(4) for f in (EnglishOnly(), WordCount(), no_say_tags)]

@@ -6,8 +6,8 @@
 
 `judge` is the `judge:` config group as a plain dict (conf/judge/vllm.yaml; docs/judge.md says how to
 serve a judge). Modules: settings (config), context (what the judge sees), parse (answer -> score),
-client (HTTP, retries, preflight), cache (verdicts across runs), reward (the reward itself),
-fake (a fake judge server for tests and benches: `python -m rewards.judge.fake --latency 0.3`).
+client (HTTP, retries, preflight), cache (verdicts across runs), reward (the reward itself). A fake
+judge server for tests and benches lives in tests/fake_judge.py (`python -m tests.fake_judge`).
 """
 
 from rewards.judge.client import JudgeUnavailable, preflight

@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible judge server on 127.0.0.1, for tests, benches and dry runs of the plumbing.
 
-    python -m rewards.judge.fake --port 8001 --latency 0.3      # then judge.base_url=http://127.0.0.1:8001/v1
+    python -m tests.fake_judge --port 8001 --latency 0.3      # then judge.base_url=http://127.0.0.1:8001/v1
 
 Serves `GET /v1/models` and `POST /v1/chat/completions` (one thread per connection, so `latency`
 overlaps like a batching server's). By default it answers a valid verdict whose score is a hash of the
