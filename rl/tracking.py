@@ -1,4 +1,5 @@
-"""Weights & Biases for a run: online with WANDB_API_KEY, offline without it, nothing with `logging=none`.
+"""Weights & Biases for a run: as WANDB_MODE says (online / offline / disabled), else online with
+WANDB_API_KEY and offline without it; nothing with `logging=none`.
 
 TRL's own W&B callback logs the per-step metrics (rewards per function, rollout English/tag rates,
 KL, the completions table) into the run opened here. This module adds the end-of-run evaluation
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +24,7 @@ class NoTracking:
 
     report_to = "none"
     failures = 0
+    fallbacks = 0
 
     def log_evaluation(self, results: dict, rows: dict, chart: Path | None) -> None:
         pass
@@ -34,6 +39,7 @@ class WandbTracking:
     def __init__(self, run):
         self.run = run
         self.failures = 0
+        self.fallbacks = 0  # online starts that failed and went offline instead
 
     def log_evaluation(self, results: dict, rows: dict, chart: Path | None) -> None:
         import wandb
@@ -67,16 +73,49 @@ class WandbTracking:
             log.warning("wandb: finish failed (%s); the offline files stay in the run dir", err)
 
 
+MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
+
+
+def wandb_mode(env=os.environ) -> str:
+    """`WANDB_MODE` (online / offline / disabled) when set; else online with WANDB_API_KEY, offline without.
+    Only the key's presence is looked at, and only when WANDB_MODE is not set."""
+    mode = (env.get("WANDB_MODE") or "").strip().lower()
+    if mode:
+        if mode not in MODES:
+            raise ValueError(f"WANDB_MODE: expected online, offline or disabled, got {mode!r}")
+        return MODES[mode]
+    return "online" if env.get("WANDB_API_KEY") else "offline"
+
+
+@contextmanager
+def _without_key(mode: str) -> Iterator[None]:
+    """Offline, W&B gets no key: not in its settings, not in the service process it starts."""
+    key = os.environ.pop("WANDB_API_KEY", None) if mode != "online" else None
+    try:
+        yield
+    finally:
+        if key is not None:
+            os.environ["WANDB_API_KEY"] = key
+
+
 def start_tracking(logging_cfg: dict, run_dir: Path, config: dict, run_name: str):
-    """`logging:` config group -> a tracker; W&B files go under the run dir."""
+    """`logging:` config group -> a tracker; W&B files go under the run dir.
+
+    The mode comes from WANDB_MODE (see `wandb_mode`); `disabled` (or logging=none) is no W&B at all.
+    An online start that fails (no network, a wrong host, a bad key) falls back to an offline run with
+    a fresh run id (the failed one stays reserved by the W&B service), counted in `fallbacks` and in
+    the run's summary; an offline start that fails too leaves training without W&B."""
     if logging_cfg.get("backend", "none") == "none":
         log.info("W&B off (logging=none)")
         return NoTracking()
     if logging_cfg["backend"] != "wandb":
         raise ValueError(f"logging.backend: expected 'wandb' or 'none', got {logging_cfg['backend']!r}")
+    mode = wandb_mode()
+    if mode == "disabled":
+        log.info("W&B off (WANDB_MODE=disabled)")
+        return NoTracking()
     import wandb
 
-    mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
     kwargs = dict(
         project=logging_cfg.get("project"),
         entity=logging_cfg.get("entity"),
@@ -86,15 +125,32 @@ def start_tracking(logging_cfg: dict, run_dir: Path, config: dict, run_name: str
         config=config,
         dir=str(run_dir),
         resume="allow",
-        id=_run_id(run_dir),
     )
+    settings = wandb.Settings(init_timeout=float(logging_cfg.get("init_timeout_s") or 30), silent=True)
+    run_id, fallbacks = _run_id(run_dir), 0
     for attempt_mode in dict.fromkeys([mode, "offline"]):
         try:
-            run = wandb.init(mode=attempt_mode, settings=wandb.Settings(init_timeout=90, silent=True), **kwargs)
-            log.info("W&B %s: project=%s run=%s", attempt_mode, kwargs["project"], run.name)
-            return WandbTracking(run)
+            with _without_key(attempt_mode):
+                run = wandb.init(mode=attempt_mode, id=run_id, settings=settings, **kwargs)
         except Exception as err:
-            log.warning("W&B %s init failed (%s)", attempt_mode, err)
+            reason = " ".join(str(err).split())[:300]
+            if attempt_mode == "online":
+                fallbacks += 1
+                run_id = f"{run_id}-offline-{secrets.token_hex(3)}"
+                log.warning("W&B online start failed (%s); logging offline instead as run %s (fallbacks=%d); "
+                            "upload it later with `wandb sync %s/wandb`", reason, run_id, fallbacks, run_dir)
+            else:
+                log.warning("W&B offline start failed (%s)", reason)
+            continue
+        log.info("W&B %s: project=%s run=%s id=%s", attempt_mode, kwargs["project"], run.name, run.id)
+        tracker = WandbTracking(run)
+        tracker.fallbacks = fallbacks
+        if fallbacks:
+            try:
+                run.summary["wandb/fallbacks"] = fallbacks
+            except Exception:  # a summary write must not stop training
+                tracker.failures += 1
+        return tracker
     log.warning("W&B unavailable: training continues without it")
     return NoTracking()
 

@@ -16,7 +16,6 @@ This is the only module that sees Hydra's config; everything below it takes plai
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from common.atomic_write import write_text_atomic
 
 log = logging.getLogger("rl.train")
 
@@ -49,7 +50,7 @@ def train(config: dict, run_dir: Path) -> dict:
     from rl.model import ModelConfigError
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.resolved.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    write_text_atomic(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     try:
         return _train(config, run_dir)
     except (DataError, ModelConfigError, ValueError, FileNotFoundError) as err:
@@ -65,7 +66,9 @@ def _train(config: dict, run_dir: Path) -> dict:
     from rl.data import build_datasets
     from rl.evaluate import evaluate_policy
     from rl.model import ensure_built, load_policy
+    from rl.adapter_files import stamp
     from rl.report import write_report
+    from rl.resume import load_before, pick_checkpoint, save_before
     from rl.rollout import check_available, grpo_args, trainer_hooks
     from rl.rollout_metrics import WithRolloutMetrics
     from rl.shared_prompt import shared_prompt_trainer
@@ -116,12 +119,13 @@ def _train(config: dict, run_dir: Path) -> dict:
                                eval_cfg["max_new_tokens"], **outside)
 
     if eval_cfg["enabled"]:
-        if before_file.exists():
-            saved = json.loads(before_file.read_text())
-            results["before"], rows["before"] = saved["metrics"], saved["rows"]
+        saved = load_before(before_file, model_cfg["adapter_path"])
+        if saved is not None:
+            results["before"], rows["before"] = saved
         else:
-            results["before"], rows["before"] = evaluate()
-            before_file.write_text(json.dumps({"metrics": results["before"], "rows": rows["before"]}))
+            metrics, rows["before"] = evaluate()
+            results["before"] = stamp(metrics, model_cfg["adapter_path"])
+            save_before(before_file, results["before"], rows["before"])
         log.info("before (SFT): %s", _metrics_line(results["before"]))
 
     # ---- train ----
@@ -155,7 +159,7 @@ def _train(config: dict, run_dir: Path) -> dict:
         processing_class=tokenizer,
         **trainer_hooks(rollout, run_dir, model_cfg),
     )
-    checkpoint = get_last_checkpoint(str(run_dir)) if config["resume"] else None
+    checkpoint = pick_checkpoint(run_dir) if config["resume"] else None
     if config["resume"]:
         log.info("resume: %s", checkpoint or "no checkpoint in the run dir yet, starting from the SFT adapter")
     try:
@@ -175,7 +179,8 @@ def _train(config: dict, run_dir: Path) -> dict:
 
     # ---- evaluate the trained policy, report ----
     if eval_cfg["enabled"]:
-        results["after"], rows["after"] = evaluate()
+        metrics, rows["after"] = evaluate()
+        results["after"] = stamp(metrics, adapter_dir)  # what a publish of adapter/ is gated on
         log.info("after (GRPO): %s", _metrics_line(results["after"]))
         write_report(run_dir, results, rows)
         tracker.log_evaluation(results, rows, run_dir / "eval.png")
@@ -211,7 +216,8 @@ def _reward_specs(config: dict):
 
 
 def _metrics_line(metrics: dict) -> str:
-    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    shown = {k: v for k, v in metrics.items() if k not in ("adapter_sha256", "adapter_path")}
+    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
 def _overrides() -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,11 +104,22 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(nano, tmp_path):
     saved = sorted(int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*"))
     assert saved and saved[-1] >= 2
 
+    # a newer checkpoint whose adapter weights were cut short (a full disk): skipped, named, kept
+    broken = run_dir / f"checkpoint-{saved[-1] + 1}"
+    shutil.copytree(run_dir / f"checkpoint-{saved[-1]}", broken)
+    state = json.loads((broken / "trainer_state.json").read_text())
+    (broken / "trainer_state.json").write_text(json.dumps({**state, "global_step": saved[-1] + 1}))
+    weights = (broken / "adapter_model.safetensors").read_bytes()
+    (broken / "adapter_model.safetensors").write_bytes(weights[: len(weights) // 2])
+
     target = saved[-1] + 2
     resumed = subprocess.run([*command, f"trainer.max_steps={target}", "resume=true"], cwd=REPO,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"checkpoint-{saved[-1]}" in resumed.stdout + resumed.stderr
+    output = resumed.stdout + resumed.stderr
+    assert f"skipping {broken}: adapter_model.safetensors: not a readable weights file" in output
+    assert f"continuing from checkpoint-{saved[-1]}" in output
+    assert broken.is_dir() and len((broken / "adapter_model.safetensors").read_bytes()) == len(weights) // 2
     state = json.loads((run_dir / f"checkpoint-{target}" / "trainer_state.json").read_text())
     assert state["global_step"] == target
     logged_steps = [entry["step"] for entry in state["log_history"] if "reward" in entry]
