@@ -181,11 +181,17 @@ def main() -> None:
 
         config = OmegaConf.to_container(cfg, resolve=True)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
+        from rl.failed_run import record_failure
+
         try:
             evaluate_adapter(config, out_dir)
         except (DataError, ModelConfigError, ValueError, FileNotFoundError) as err:
             print(f"error: {err}", file=sys.stderr)
+            record_failure(out_dir, str(err))
             sys.exit(1)
+        except Exception as err:  # a bug or a crash: the traceback goes to the console and the log too
+            record_failure(out_dir, " ".join(str(err).split()) or type(err).__name__, err)
+            raise
         print(f"report: {out_dir}/eval.json, eval.md, eval.png")
 
     run()

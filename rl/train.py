@@ -33,11 +33,17 @@ log = logging.getLogger("rl.train")
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    from rl.failed_run import record_failure
+
     try:
         train(config, run_dir)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        record_failure(run_dir, str(err))
         sys.exit(1)
+    except Exception as err:  # a bug or a crash: the traceback goes to the console and the log too
+        record_failure(run_dir, " ".join(str(err).split()) or type(err).__name__, err)
+        raise
 
 
 class UserError(Exception):
