@@ -147,3 +147,30 @@ def test_evaluate_cli_scores_a_published_adapter(short_run, tmp_path):
         assert report["after"][key] == pytest.approx(results["after"][key]), key
         assert report["before"][key] == pytest.approx(results["before"][key]), key
     assert (out / "eval.md").read_text().count("## Worst replies") == 2 and (out / "eval.png").exists()
+
+
+def test_the_gate_judges_exactly_what_it_publishes(short_run, tmp_path):
+    """The run's eval.json gates RUN/adapter (its after metrics); a checkpoint needs its own evaluation,
+    and rl.evaluate's report of it is what gates it then."""
+    from rl.publish import GateRefused, publish_from_config
+
+    config, run_dir, results = short_run
+    config = {**config, "serving": {**config["serving"], "dir": str(tmp_path / "serving"), "evaluations": []}}
+    english = results["after"]["english_rate"]
+    with pytest.raises(GateRefused, match=rf"below the gate: english_rate {english:.4g} < 0.99"):
+        publish_from_config(config, run_dir / "adapter")  # found RUN/eval.json, matched its "after" entry
+    checkpoint = run_dir / "checkpoint-12"
+    with pytest.raises(GateRefused, match="no evaluation of this adapter") as err:
+        publish_from_config(config, checkpoint)
+    assert f"python -m rl.evaluate adapter={checkpoint} model=nano" in str(err.value)
+
+    out = tmp_path / "eval"
+    done = subprocess.run([sys.executable, "-m", "rl.evaluate", "+exp=english_only", "model=nano", "logging=none",
+                           "evaluate.n=100", "compare_sft=false", f"adapter={checkpoint}", f"hydra.run.dir={out}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "eval.json").read_text())["adapter"]
+    config["serving"]["evaluations"] = [str(tmp_path)]  # where rl.evaluate wrote: <dir>/*/eval.json
+    with pytest.raises(GateRefused, match=rf"below the gate: english_rate {report['english_rate']:.4g} < 0.99"):
+        publish_from_config(config, checkpoint)
+    assert not (tmp_path / "serving").exists() or not list((tmp_path / "serving").glob(".versions/*/v*"))
