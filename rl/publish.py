@@ -264,24 +264,22 @@ def publish(
     digest = adapter_files.content_hash(source)
 
     # ---- the evaluation of exactly this adapter, and the gate ----
-    evaluation_file = None
+    evaluation_file, unmatched = None, None
     if metrics is not None:
-        if metrics.get(EVAL_HASH_KEY) == digest:
-            failures = gate_failures(metrics, gate)
-        else:
-            failures = [f"the evaluation given is of another adapter ({EVAL_HASH_KEY} "
-                        f"{str(metrics.get(EVAL_HASH_KEY))[:12]}, this one is {digest[:12]})"]
+        if metrics.get(EVAL_HASH_KEY) != digest:
+            unmatched = (f"the evaluation given is of another adapter ({EVAL_HASH_KEY} "
+                         f"{str(metrics.get(EVAL_HASH_KEY))[:12]}, this one is {digest[:12]})")
     else:
         metrics, evaluation_file, searched = find_evaluation(adapter_dir, digest, eval_path, eval_dirs)
         if metrics is None:
-            failures = [f"no evaluation of this adapter (content sha256 {digest[:12]}) in {', '.join(searched)}; "
-                        f"evaluate it first: {evaluate_hint.format(adapter=adapter_dir)}"]
+            unmatched = (f"no evaluation of this adapter (content sha256 {digest[:12]}) in {', '.join(searched)}; "
+                         f"evaluate it first: {evaluate_hint.format(adapter=adapter_dir)}")
         else:
-            failures = gate_failures(metrics, gate)
             source_run = source_run or evaluation_file.parent
+    failures = [unmatched] if unmatched else gate_failures(metrics, gate)
     if failures and not force:
         raise GateRefused(
-            f"refusing to publish {adapter_dir}: {'below the gate: ' if evaluation_file or metrics else ''}"
+            f"refusing to publish {adapter_dir}: {'' if unmatched else 'below the gate: '}"
             f"{'; '.join(failures)} (serving.force=true publishes anyway)"
         )
     if force:
@@ -326,12 +324,10 @@ def publish(
         log.info("not copied (a server does not need them): %s", ", ".join(left_out))
     try:
         serving_dir.mkdir(parents=True, exist_ok=True)
-        lock = serving.locked(serving_dir, name)
-        folder = lock.__enter__()
     except OSError as err:
-        raise PublishError(f"publishing {adapter_dir}: cannot open the serving dir {serving_dir}: {_one_line(err)}") from None
-    try:
-        _recover(serving_dir, name, folder, reload_attempts)
+        raise PublishError(f"publishing {adapter_dir}: cannot create the serving dir {serving_dir}: {_one_line(err)}") from None
+    with serving.locked(serving_dir, name) as folder:
+        _recover(serving_dir, name, folder)
         previous = serving.current_version(serving_dir, name)
         version = max(serving.list_versions(serving_dir, name), default=0) + 1
         # A hand-copied plain folder at DIR/NAME becomes a version first, so it can be rolled back to.
@@ -346,8 +342,6 @@ def publish(
         target = _swap_in(serving_dir, name, source, files, folder, version, previous, rewrite,
                           lambda f: manifest(version, source, f), reload_url, server_dir, reload_attempts,
                           on_step, what=f"publishing {adapter_dir} to {serving_dir / name}")
-    finally:
-        lock.__exit__(None, None, None)
     log.info("published %s as %s and %s -> %s", adapter_dir, name, serving.version_name(name, version), target)
     return target
 
@@ -423,12 +417,12 @@ def _restore_server(serving_dir, name, previous, reload_url, server_dir) -> str:
         path = serving.versions_dir(serving_dir, name) / f"v{previous}"
         reload_adapter(reload_url, name, _as_server_sees(path, serving_dir, server_dir), attempts=1)
         return f"the server at {reload_url} serves v{previous} again"
-    except (ReloadError, Exception) as err:  # the server is the unreliable party here
+    except Exception as err:  # the server is the unreliable party here
         return (f"the server at {reload_url} did not take v{previous} back either ({_one_line(err)[:120]}): "
                 f"it serves {name!r} from {serving_dir / name} once it resolves the name again")
 
 
-def _recover(serving_dir: Path, name: str, folder: Path, reload_attempts: int) -> None:
+def _recover(serving_dir: Path, name: str, folder: Path) -> None:
     """Undo the version of a publish that was killed before DIR/NAME pointed at it (see the journal)."""
     record = serving.read_pending(folder)
     if record is None:
@@ -450,7 +444,7 @@ def rollback(serving_dir, name: str, reload_url: str | None = None, server_dir=N
     serving_dir = Path(serving_dir)
     _check_name(name)
     with serving.locked(serving_dir, name) as folder:
-        _recover(serving_dir, name, folder, reload_attempts)
+        _recover(serving_dir, name, folder)
         current = serving.current_version(serving_dir, name)
         if current is None:
             raise PublishError(f"{serving_dir / name}: nothing published under {name!r} to roll back")
