@@ -5,18 +5,24 @@
         serving.reload_url=http://127.0.0.1:8000                                       # + tell vLLM
     python -m rl.publish rollback serving.dir=DIR serving.name=fastresponse           # previous version
 
-What a publish does, in order:
-1. reads the evaluation (`eval.json` next to the adapter: its "after" metrics, or the metrics of a
-   single-adapter evaluation) and refuses, listing the failing metrics, when it is below
-   `serving.gate` (default: english_rate >= 0.99, tag_rate <= 0, word_ok_rate >= 0.98), unless
-   `serving.force=true`;
-2. copies the adapter into `DIR/.versions/NAME/vN` (staged under a temporary name, every file
-   fsynced), with `base_model_name_or_path` rewritten to `serving.base_model` (exactly the `--model`
-   argument of the serving vLLM: its filesystem resolver compares the two) and a `manifest.json`
-   (base model, source run, git commit, metrics, sha256 of every file, creation time, version);
-3. points the symlinks `DIR/NAME` and `DIR/NAME-vN` at it (atomic; see rl/serving.py);
-4. with `serving.reload_url`, unloads NAME from the server and loads the new version, because vLLM
-   caches an adapter by name once loaded.
+What a publish does, in order (nothing is written before step 3):
+1. validates the adapter (rl/adapter_files.py): a LoRA config, weights that parse with every tensor
+   read and finite, names and shapes that fit the rank, the target modules and (when its config.json
+   is on this machine) the base model; its base is `model.name_or_path` or an alias; no symlinks;
+2. finds the evaluation of exactly this adapter, by content hash (weights, config, tokenizer): the
+   adapter folder's eval.json, its run dir's (whose "after" entry is the run's adapter/, never a
+   checkpoint) or an rl.evaluate report under `serving.evaluations`; refuses when there is none (saying
+   how to evaluate it) or it is below `serving.gate` (default: english_rate >= 0.99, tag_rate <= 0,
+   word_ok_rate >= 0.98, over n >= 100 held-out prompts). `serving.force=true` skips this step only:
+   loudly, and the manifest says `forced: true`;
+3. copies what a server reads (config, weights, tokenizer files) into a staging folder, fsyncs it and
+   names it `DIR/.versions/NAME/vN`, with `base_model_name_or_path` rewritten to `serving.base_model`
+   (exactly the `--model` argument of the serving vLLM: its filesystem resolver compares the two) and
+   a `manifest.json` (base model, source run, git commit, the evaluation, sha256 of every file);
+4. links `DIR/NAME-vN`; with `serving.reload_url`, has the server load vN under NAME (vLLM caches an
+   adapter by name once loaded); then switches `DIR/NAME` to vN, the one step that makes it served.
+A failure at any step undoes vN and says which step failed and what serves; a publish killed half-way
+is undone by the next publish or rollback (a journal, `.pending.json`). See rl/serving.py for the layout.
 Start vLLM with `VLLM_PLUGINS=lora_filesystem_resolver VLLM_LORA_RESOLVER_CACHE_DIR=DIR
 VLLM_ALLOW_RUNTIME_LORA_UPDATING=true ... --enable-lora --max-loras K` (K above the adapters in use).
 """
@@ -40,7 +46,8 @@ from rl.adapter_files import AdapterError
 
 log = logging.getLogger("rl.publish")
 
-DEFAULT_GATE = {"english_rate": {"min": 0.99}, "tag_rate": {"max": 0.0}, "word_ok_rate": {"min": 0.98}}
+DEFAULT_GATE = {"english_rate": {"min": 0.99}, "tag_rate": {"max": 0.0}, "word_ok_rate": {"min": 0.98},
+                "n": {"min": 100}}
 EVAL_HASH_KEY = adapter_files.EVAL_KEY  # what an evaluation records of the adapter it evaluated
 CONF_MODELS = Path(__file__).resolve().parents[1] / "conf" / "model"
 # A name ending in -vN would collide with the per-version names of another adapter.

@@ -139,6 +139,8 @@ GATE_CASES = [
     ({"english_rate": None}, ["english_rate"]),  # no value is not a pass
     ({"english_rate": float("nan")}, ["english_rate"]),
     ({"tag_rate": True}, ["tag_rate"]),  # a bool is not a rate
+    ({"n": 99}, ["n"]),  # 99 held-out replies are not enough evidence to serve children
+    ({"n": 100}, []),
 ]
 
 
@@ -155,11 +157,11 @@ def test_gate_missing_metric_and_bad_gate_spec():
 
 
 @given(
-    english=st.floats(0, 1), tag=st.floats(0, 1), word_ok=st.floats(0, 1),
+    english=st.floats(0, 1), tag=st.floats(0, 1), word_ok=st.floats(0, 1), n=st.integers(0, 10_000),
 )  # fmt: skip
-def test_gate_passes_exactly_when_every_bound_holds(english, tag, word_ok):
-    metrics = {"english_rate": english, "tag_rate": tag, "word_ok_rate": word_ok}
-    holds = english >= 0.99 and tag <= 0.0 and word_ok >= 0.98
+def test_gate_passes_exactly_when_every_bound_holds(english, tag, word_ok, n):
+    metrics = {"english_rate": english, "tag_rate": tag, "word_ok_rate": word_ok, "n": n}
+    holds = english >= 0.99 and tag <= 0.0 and word_ok >= 0.98 and n >= 100
     assert (gate_failures(metrics, DEFAULT_GATE) == []) == holds
 
 
@@ -578,7 +580,7 @@ adapter, serving_dir, step = sys.argv[1:4]
 def at(name):
     if name == step:
         os.kill(os.getpid(), signal.SIGKILL)
-metrics = stamp({"english_rate": 1.0, "tag_rate": 0.0, "word_ok_rate": 1.0}, adapter)
+metrics = stamp({"english_rate": 1.0, "tag_rate": 0.0, "word_ok_rate": 1.0, "n": 128}, adapter)
 publish(adapter, serving_dir, "fastresponse", "unsloth/Qwen2.5-1.5B-Instruct", metrics=metrics,
         trained_on="Qwen/Qwen2.5-1.5B-Instruct", on_step=at)
 """

@@ -153,7 +153,7 @@ def at(name):
     if name == step:
         print("at", name, flush=True)
         time.sleep(600)
-metrics = stamp({"english_rate": 1.0, "tag_rate": 0.0, "word_ok_rate": 1.0}, adapter)
+metrics = stamp({"english_rate": 1.0, "tag_rate": 0.0, "word_ok_rate": 1.0, "n": 128}, adapter)
 publish(adapter, serving_dir, name, base, metrics=metrics, reload_url=reload_url, on_step=at)
 """
 
