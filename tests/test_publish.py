@@ -558,6 +558,24 @@ def test_a_failing_step_says_which_and_changes_nothing(tmp_path, step):
     assert pub(make_adapter(tmp_path / "again", seed=2), serving_dir).name == "v2"
 
 
+def test_an_immutable_serving_dir_fails_at_the_link_step_and_leaves_no_orphan(tmp_path):
+    """The issue's case: links cannot be made in DIR (chattr +i); the new version is removed again."""
+    serving_dir = tmp_path / "serving"
+    pub(make_adapter(tmp_path / "good"), serving_dir)
+    before = snapshot(serving_dir)
+    if subprocess.run(["chattr", "+i", str(serving_dir)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        with pytest.raises(PublishError) as err:
+            pub(make_adapter(tmp_path / "next", seed=1), serving_dir)
+    finally:
+        subprocess.run(["chattr", "-i", str(serving_dir)], check=True)
+    message = str(err.value)
+    assert f"linking {serving_dir / 'fastresponse-v2'}" in message and "Operation not permitted" in message
+    assert "copy" not in message.split(": ", 2)[1] and "still points at v1" in message
+    assert snapshot(serving_dir) == before
+
+
 def test_a_failed_reload_switches_nothing_and_says_what_serves(tmp_path):
     serving_dir = tmp_path / "serving"
     pub(make_adapter(tmp_path / "good"), serving_dir)
