@@ -244,7 +244,7 @@ def publish(
     trained_on: str | None = None,
     aliases=(),
     eval_dirs=(),
-    evaluate_hint: str = "python -m rl.evaluate adapter={adapter}",
+    evaluate_hint: str = "python -m rl.evaluate +exp=english_only adapter={adapter}",
     reload_attempts: int = RELOAD_ATTEMPTS,
     on_step: Callable[[str], None] | None = None,
 ) -> Path:
@@ -542,7 +542,8 @@ def publish_from_config(config: dict, adapter_dir, metrics: dict | None = None, 
     opts, model = config.get("serving") or {}, config.get("model") or {}
     trained_on = model.get("name_or_path")
     group = model_group_for(trained_on) if trained_on else None
-    hint = "python -m rl.evaluate adapter={adapter}" + (f" model={group}" if group else "")
+    hint = (f"python -m rl.evaluate +exp={_experiment_of(Path(adapter_dir), config)} adapter={{adapter}}"
+            + (f" model={group}" if group else ""))
     return publish(
         adapter_dir, opts.get("dir", "serving"), opts.get("name", "fastresponse"), opts.get("base_model"),
         metrics=metrics, gate=opts.get("gate"), force=bool(opts.get("force", False)),
@@ -550,6 +551,21 @@ def publish_from_config(config: dict, adapter_dir, metrics: dict | None = None, 
         server_dir=opts.get("server_dir"), trained_on=trained_on, aliases=model.get("base_aliases") or (),
         eval_dirs=opts.get("evaluations") or (), evaluate_hint=hint, on_step=on_step,
     )  # fmt: skip
+
+
+def _experiment_of(adapter_dir: Path, config: dict) -> str:
+    """The experiment an adapter was trained in (its run dir's config), for the rl.evaluate command."""
+    from omegaconf import OmegaConf
+
+    for resolved in (adapter_dir.parent / "config.resolved.yaml", adapter_dir / "config.resolved.yaml"):
+        try:
+            name = OmegaConf.load(resolved).get("exp_name")
+        except Exception:  # no run config next to it: fall back below
+            continue
+        if isinstance(name, str) and name != "default":
+            return name
+    name = config.get("exp_name")
+    return name if isinstance(name, str) and name != "default" else "english_only"
 
 
 _command = "publish"

@@ -187,7 +187,7 @@ def test_no_evaluation_is_refused_unless_forced(tmp_path):
     adapter = make_run(tmp_path / "run", None)
     with pytest.raises(GateRefused, match="no evaluation of this adapter") as err:
         pub(adapter, tmp_path / "serving", metrics=None)
-    assert f"python -m rl.evaluate adapter={adapter}" in str(err.value)
+    assert f"python -m rl.evaluate +exp=english_only adapter={adapter}" in str(err.value)
     assert pub(adapter, tmp_path / "serving", metrics=None, force=True).name == "v1"
 
 
@@ -372,7 +372,7 @@ def test_a_checkpoint_is_not_gated_on_the_runs_final_evaluation(tmp_path):
         pub(checkpoint, tmp_path / "serving", metrics=None)
     message = str(err.value)
     assert "no evaluation of this adapter" in message and str(run / "eval.json") in message
-    assert f"python -m rl.evaluate adapter={checkpoint}" in message and "\n" not in message
+    assert f"python -m rl.evaluate +exp=english_only adapter={checkpoint}" in message and "\n" not in message
     assert snapshot(tmp_path / "serving") == {}
 
 

@@ -162,12 +162,12 @@ def test_the_gate_judges_exactly_what_it_publishes(short_run, tmp_path):
     checkpoint = run_dir / "checkpoint-12"
     with pytest.raises(GateRefused, match="no evaluation of this adapter") as err:
         publish_from_config(config, checkpoint)
-    assert f"python -m rl.evaluate adapter={checkpoint} model=nano" in str(err.value)
+    command = f"python -m rl.evaluate +exp=english_only adapter={checkpoint} model=nano"
+    assert f"evaluate it first: {command} (serving.force=true" in str(err.value)
 
-    out = tmp_path / "eval"
-    done = subprocess.run([sys.executable, "-m", "rl.evaluate", "+exp=english_only", "model=nano", "logging=none",
-                           "evaluate.n=100", "compare_sft=false", f"adapter={checkpoint}", f"hydra.run.dir={out}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    out = tmp_path / "eval"  # the command as the message gives it, plus where to write and no W&B
+    done = subprocess.run([sys.executable, *command.split()[1:], "logging=none", "evaluate.n=100", "compare_sft=false",
+                           f"hydra.run.dir={out}"], cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "eval.json").read_text())["adapter"]
     config["serving"]["evaluations"] = [str(tmp_path)]  # where rl.evaluate wrote: <dir>/*/eval.json
