@@ -13,6 +13,7 @@ vllm and CUDA are asked for only by the vLLM backends that need them: one clear 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 # Keys every rollout backend shares, mapped 1:1 onto GRPOConfig fields.
@@ -73,6 +74,11 @@ def trainer_hooks(rollout: dict, run_dir: Path, model_cfg: dict) -> dict:
 
 def check_available(backend: str) -> None:
     """Fail in one line, before any model is loaded, when the backend cannot run on this machine."""
+    import torch
+
+    problem = several_gpus_problem(torch.cuda.device_count(), os.environ.get("WORLD_SIZE"))
+    if problem:
+        raise RolloutConfigError(problem)
     if backend not in ("vllm_colocate", "vllm_server"):
         return  # hf runs anywhere; vllm_lora only needs HTTP (vLLM runs in the server's own environment)
     if importlib.util.find_spec("vllm") is None:
@@ -80,10 +86,48 @@ def check_available(backend: str) -> None:
             f"rollout={backend} needs vLLM in this environment: install the GPU extra "
             "(pip install -e '.[gpu]') on a CUDA machine, or use rollout=hf / rollout=vllm_lora"
         )
-    import torch
-
     if not torch.cuda.is_available():
         raise RolloutConfigError(
             f"rollout={backend} needs a CUDA GPU (TRL's vLLM integration syncs weights over NCCL); "
             "on this machine use rollout=hf, or rollout=vllm_lora against a vLLM server"
         )
+    if backend == "vllm_server":
+        problem = trl_vllm_server_problem(_version("trl"), _version("vllm"))
+        if problem:
+            raise RolloutConfigError(problem)
+
+
+def several_gpus_problem(device_count: int, world_size: str | None) -> str | None:
+    """One training process that sees several GPUs: TRL 1.15+ refuses (nn.DataParallel), TRL 1.14.2 would wrap
+    the model in DataParallel without a word. Launched by accelerate/torchrun (WORLD_SIZE set), each process
+    picks its own GPU."""
+    if device_count > 1 and not world_size:
+        return (
+            f"this training process sees {device_count} GPUs; pick one with CUDA_VISIBLE_DEVICES=0 (the 1-GPU "
+            "presets), or start several processes with python -m rl.launch (the 3-GPU presets)"
+        )
+    return None
+
+
+def trl_vllm_server_problem(trl_version: str | None, vllm_version: str | None) -> str | None:
+    """rollout=vllm_server: TRL 1.15/1.16 wrap each weight push in /start_weight_update and /finish_weight_update,
+    which vLLM has only from 0.21; TRL 1.14.2 skips them for an older vLLM (the gpu-cu12 set: vLLM 0.19.1)."""
+    from packaging.version import Version
+
+    if not trl_version or not vllm_version:
+        return None
+    if Version(trl_version) >= Version("1.15") and Version(vllm_version).release < (0, 21):
+        return (
+            f"rollout=vllm_server: TRL {trl_version} needs vLLM >= 0.21 for its weight updates, this is vLLM "
+            f"{vllm_version}; install the gpu-cu12 set (trl==1.14.2) or use rollout=vllm_lora"
+        )
+    return None
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None

@@ -157,6 +157,8 @@ def _train(config: dict, run_dir: Path) -> dict:
         raise UserError(f"trainer/rollout config: {err}") from None
     # each group's prompt scored (and, with rollout=hf, prefilled) once; TRL's own path where that is not exact
     trainer_cls = shared_prompt_trainer(GRPOTrainer, trainer_cfg.get("share_prompt", True), model_cfg.get("backend"))
+    # TRL 1.15+ reseeds inside GRPOTrainer, 1.14.2 does not: seed here so every TRL starts training alike
+    set_seed(config["seed"])
     trainer = trainer_cls(
         model=policy,
         reward_funcs=reward_funcs,

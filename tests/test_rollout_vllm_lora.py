@@ -161,6 +161,7 @@ def test_vllm_logprobs_follow_the_synced_adapter(nano, server, tmp_path, capsys)
 
 
 @pytest.mark.slow
+@pytest.mark.trl_compat
 def test_launcher_trains_nano_against_its_own_vllm_server(nano, tmp_path):
     """`python -m rl.launch ... rollout=vllm_lora`: server up, healthy, a short GRPO run, server gone."""
     import json

@@ -38,6 +38,7 @@ def short_run(nano, tmp_path_factory):
     return config, run_dir, results
 
 
+@pytest.mark.trl_compat
 def test_short_run_improves_the_rewards(short_run):
     """Greedy held-out replies, scored by the experiment's own rewards, improve in 24 steps.
 
@@ -85,6 +86,7 @@ def test_saved_adapter_reproduces_the_after_metrics(short_run):
         assert metrics[key] == pytest.approx(results["after"][key]), key
 
 
+@pytest.mark.trl_compat
 def test_interrupted_run_resumes_from_its_last_checkpoint(nano, tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "rl.train", "+exp=english_only", "model=nano", "logging=none",

@@ -1,0 +1,1 @@
+"""`python -m rl.doctor [+exp=NAME] [overrides]`: can this experiment start on this machine? (see __main__.py)"""
