@@ -110,7 +110,8 @@ def nano_sampler():
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rl.nano import ensure_nano, generate
+    from rl.generation import generate_replies
+    from rl.nano import ensure_nano
 
     torch.set_num_threads(1)
     paths = ensure_nano()
@@ -119,7 +120,7 @@ def nano_sampler():
 
     def sample(examples: list[dict], seed: int) -> list[str]:
         prompts = [ex["prompt"] for ex in examples for _ in range(GROUP)]
-        return [r.strip() for r in generate(model, tokenizer, prompts, sample=True, seed=seed, max_new_tokens=24)]
+        return [r.strip() for r in generate_replies(model, tokenizer, prompts, 64, 24, sample=True, seed=seed)]
 
     return sample
 

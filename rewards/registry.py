@@ -26,6 +26,14 @@ def _no_say_tags(params):
     return no_say_tags
 
 
+def _reference_fit(params):
+    from rewards.fit import reference_fit
+
+    if params:
+        raise ValueError(f"rewards.reference_fit takes no params, got {sorted(params)}")
+    return reference_fit
+
+
 def _judge_coherence(params, judge=None, group_size=None):
     # judge: the `judge:` config group as a plain dict; group_size: GRPO's num_generations (None offline).
     # params override judge keys for this reward (e.g. prompt_template); unknown ones are a ValueError.
@@ -40,6 +48,7 @@ REGISTRY: dict[str, Callable[..., Callable]] = {
     "english_only": _english_only,
     "word_count": _word_count,
     "no_say_tags": _no_say_tags,
+    "reference_fit": _reference_fit,
     "judge_coherence": _judge_coherence,
 }
 

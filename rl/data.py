@@ -261,17 +261,20 @@ def conversation_id(record: dict) -> str:
     return hashlib.sha256(json.dumps(opening, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
+def render_prompt(system: str, turns: list[dict], prompt_format: str = "messages") -> list[dict]:
+    """A system text ("" = none) and the conversation's turns -> the chat prompt of `prompt_format`."""
+    head = [{"role": "system", "content": system}] if system else []
+    if prompt_format == "messages":
+        return head + turns
+    return head + [{"role": "user", "content": render_history(turns)}]
+
+
 def to_example(record: dict, prompt_format: str = "messages", system_prompt: str | None = None) -> dict:
     """One validated record -> a prompt row (columns in COLUMNS) for TRL's GRPOTrainer."""
     if prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"prompt_format: expected one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
     turns = _dialogue(record)
-    system = _system_text(record, system_prompt)
-    head = [{"role": "system", "content": system}] if system else []
-    if prompt_format == "messages":
-        prompt = head + turns
-    else:
-        prompt = head + [{"role": "user", "content": render_history(turns)}]
+    prompt = render_prompt(_system_text(record, system_prompt), turns, prompt_format)
     robot_turns = [t["content"] for t in turns if t["role"] == "assistant"]
     return {
         "prompt": prompt,
@@ -292,10 +295,24 @@ def _prompt_key(example: dict) -> str:
     return json.dumps([m for m in example["prompt"] if m["role"] != "system"], ensure_ascii=False)
 
 
-def split_examples(examples: list[dict], eval_size: int, split_seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """(train, held_out): whole conversations, chosen by a seeded hash, until held_out has >= eval_size."""
-    if eval_size < 0:
-        raise ValueError(f"eval_size must be >= 0, got {eval_size}")
+EVAL_ALL = "all"  # data.eval_size=all: every record is held out (a test file evaluated whole, nothing to train on)
+
+
+def parse_eval_size(value) -> int | str:
+    """data.eval_size: a whole number >= 0 or "all"; anything else is a ValueError naming the key."""
+    if value == EVAL_ALL or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ValueError(f"data.eval_size: expected a whole number >= 0 or 'all', got {value!r}")
+
+
+def split_examples(examples: list[dict], eval_size: int | str, split_seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train, held_out): whole conversations, chosen by a seeded hash, until held_out has >= eval_size
+    ("all": every conversation)."""
+    eval_size = parse_eval_size(eval_size)
+    if eval_size == EVAL_ALL:
+        return [], list(examples)  # every record, in file order, duplicates included: the file as it is
     by_conv: dict[str, list[dict]] = {}
     for ex in examples:
         by_conv.setdefault(ex["conversation_id"], []).append(ex)
@@ -328,15 +345,18 @@ def build_datasets(
     path: str | Path,
     prompt_format: str = "messages",
     system_prompt: str | None = None,
-    eval_size: int = 128,
+    eval_size: int | str = 128,
     split_seed: int = 0,
 ):
-    """(train, held_out) as datasets.Dataset with the columns in COLUMNS, split by conversation."""
+    """(train, held_out) as datasets.Dataset with the columns in COLUMNS, split by conversation.
+
+    eval_size="all" holds out every record (train is empty): a test file evaluated whole."""
     from datasets import Dataset
 
+    eval_size = parse_eval_size(eval_size)
     examples = [to_example(r, prompt_format, system_prompt) for r in load_records(path)]
     train, held_out = split_examples(examples, eval_size, split_seed)
-    if not train:
+    if not train and eval_size != EVAL_ALL:
         raise DataError(
             f"{path}: eval_size={eval_size} leaves no training prompts "
             f"({len(examples)} records in {len({e['conversation_id'] for e in examples})} conversations)"
@@ -356,7 +376,7 @@ def summarize(
     records: list[dict],
     prompt_format: str = "messages",
     system_prompt: str | None = None,
-    eval_size: int = 128,
+    eval_size: int | str = 128,
     split_seed: int = 0,
 ) -> dict:
     """Numbers printed by `check`: sizes, turns, intents, languages, target lengths, silence, main answers."""
@@ -409,7 +429,8 @@ def format_summary(path: str | Path, s: dict, prompt_format: str = "messages") -
         f"with main_answer: {s['with_main_answer']:.1%}",
         f"split (eval_size {s['split']['eval_size']}, split_seed {s['split']['split_seed']}): "
         f"{s['split']['train']} train / {s['split']['held_out']} held-out prompts"
-        + ("  (eval_size leaves no training prompts!)" if not s["split"]["train"] else ""),
+        + ("  (every record evaluated)" if s["split"]["eval_size"] == EVAL_ALL
+           else "  (eval_size leaves no training prompts!)" if not s["split"]["train"] else ""),
         f"example prompt ({prompt_format}):",
     ]
     for m in s["example_prompt"]:
@@ -424,6 +445,12 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _eval_size(text: str) -> int | str:
+    if text == EVAL_ALL:
+        return text
+    return _count(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rl.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -431,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("file")
     check.add_argument("--format", choices=PROMPT_FORMATS, default="messages", help="prompt format of the example")
     check.add_argument("--system-prompt", default=None, help="replace the conversations' system prompt")
-    check.add_argument("--eval-size", type=_count, default=128, help="held-out prompts of the split shown")
+    check.add_argument("--eval-size", type=_eval_size, default=128,
+                       help="held-out prompts of the split shown ('all': every record)")
     check.add_argument("--split-seed", type=_count, default=0)
     args = parser.parse_args(argv)
     try:

@@ -24,6 +24,47 @@ SYSTEM_PROMPT = (
     "You are Pika, a friendly robot teaching English to Vietnamese children. Give a fast response to "
     "the child's last turn: English only, 1-6 words, warm and encouraging, no tags."
 )
+# The users' own guideline prompt of their SFT data (../shared/pika_prompts.md, section 1).
+GUIDELINE_PROMPT = """**TASK:** Generate a Fast Response for Pika (ESL Robot for Vietnamese children 5-10 years old) that bridges CONVERSATION HISTORY and MAIN ANSWER.
+
+**Pika Character (Official Guidelines):**
+- ESL teaching robot for Vietnamese children, supportive and educational
+- Fast response, humor, sympathy, smart but not arrogant
+- Patient, playful, curious about how people learn languages
+- Always encourages children, creates a sense of being heard and understood
+
+**FAST RESPONSE REQUIREMENTS:**
+- **PRIMARY GOAL:** Base on last robot message + last user message to guess context and user intent type, generate fast response to connect smoothly to main response, without overlap or conflict with main response content
+- Length: 1-6 words (1-3 words ideal for 10 points, 4-6 words for 8 points)
+- Language: English level A2-B1 appropriate for children 5-10
+- Tone: Friendly, supportive, patient, slightly playful and educational
+
+**USER INTENT TYPES:**
+- **positive**: User expresses satisfaction/optimism - Celebrate with ESL enthusiasm.
+- **negative**: User shows dislike/dissatisfaction - Show ESL teacher empathy, supportive language
+- **neutral**: User responds neutrally without strong emotion - Express curious ESL teacher interest
+- **fallback**: User's response is off-topic/unrelated - Express gentle ESL teacher confusion
+- **silence**: User remains silent/no response - Use gentle ESL teacher prompting
+
+**COHERENCE CHECK:**
+Last Robot Message + Last User Message + Fast Response + Main Answer = Natural conversation flow"""
+# System prompts of several wordings and lengths, as users write and serve them (pika_prompts.md 2-3,
+# and paraphrases), so the nano model does not learn one prompt's tokens as the cue to answer.
+SYSTEM_PROMPTS = [
+    SYSTEM_PROMPT,
+    GUIDELINE_PROMPT,
+    "This is conversation of Assistant and User. Must AI response in English, continues for conversation",
+    "You are Pika, an enthusiastic ESL robot helping Vietnamese children learn English. Always respond with "
+    "exactly 1-6 words in A2 level English that are:\n- Encouraging and supportive\n- Simple and "
+    "age-appropriate\n- Contextually relevant\nYour English response is: ...",
+    "You are Pika, an ESL robot. CRITICAL: You MUST respond ONLY in English. Never use Vietnamese. Your "
+    "response must be exactly 1-6 words in simple English (A2 level). Ignore any Vietnamese context and "
+    "respond only in English",
+    "Pika fast response. English, short, kind.",
+    "You are Pika the robot tutor. Reply to the kid in a few simple English words before your main answer.",
+    "Act as Pika, a cheerful English teacher robot for kids in Vietnam. Say one short English reaction "
+    "(at most six words) to what the child just said.",
+]
 
 # topic (Vietnamese) -> [(English word, Vietnamese name), ...]
 VOCABULARY: dict[str, list[tuple[str, str]]] = {
@@ -60,12 +101,26 @@ VOCABULARY: dict[str, list[tuple[str, str]]] = {
         ("table", "cái bàn"), ("cup", "cái cốc"), ("hat", "cái mũ"), ("sun", "mặt trời"),
         ("moon", "mặt trăng"), ("star", "ngôi sao"), ("tree", "cái cây"), ("flower", "bông hoa"),
     ],
+    "quần áo": [
+        ("shirt", "cái áo"), ("shoes", "đôi giày"), ("socks", "đôi tất"), ("dress", "cái váy"),
+        ("jacket", "áo khoác"), ("pants", "cái quần"),
+    ],
+    "đồ ăn": [
+        ("rice", "cơm"), ("bread", "bánh mì"), ("milk", "sữa"), ("egg", "quả trứng"), ("noodles", "mì"),
+        ("water", "nước"), ("cake", "bánh ngọt"),
+    ],
+    "thời tiết": [
+        ("rain", "mưa"), ("wind", "gió"), ("cloud", "đám mây"), ("snow", "tuyết"), ("hot", "nóng"),
+        ("cold", "lạnh"),
+    ],
 }
 
 GREETINGS = [
     "Chào bé! Hôm nay mình học về {topic} nhé.",
     "Xin chào! Pika và bé cùng học {topic} nào.",
     "Bé ơi, mình chơi trò đoán từ về {topic} nhé!",
+    "Chào cậu! Hôm nay tớ với cậu cùng khám phá {topic} nha.",
+    "Xin chào bạn nhỏ! Mình cùng luyện nói về {topic} nhé.",
 ]
 # Robot questions; each expects the English word {en}. {vi} is the Vietnamese name.
 QUESTIONS = [
@@ -79,7 +134,15 @@ QUESTIONS = [
     "Bé chỉ vào {vi} và nói to bằng tiếng Anh nhé!",
     "Mình học từ mới nhé: {vi} là '{en}'. Bé nhắc lại nào!",
     "Nhìn hình này nhé, {vi} tiếng Anh là gì bé?",
+    "Cậu ơi, {vi} trong tiếng Anh nói sao nhỉ?",
+    "Tớ có một câu đố nè: {vi} tiếng Anh là gì?",
+    "Giờ đến từ tiếp theo nha. {Vi} là gì cậu nhỉ?",
+    "Cậu thử nói '{en}' thật to xem nào!",
+    "Nghe kỹ nhé: '{en}'. Cậu nói lại giúp tớ nha!",
+    "“{Vi}” trong tiếng Anh là gì cậu nhỉ?",
 ]
+# English praise the robot often starts its turn with before the Vietnamese (pika_prompts.md section 4).
+ROBOT_OPENERS = ["Good job! ", "High five! ", "Okay! ", "Nice! ", "Wow! ", ""]
 RETRY_QUESTIONS = [
     "Bé thử lại nhé: {vi} tiếng Anh là gì?",
     "Mình thử lần nữa nào! {Vi} là gì trong tiếng Anh?",
@@ -89,12 +152,13 @@ RETRY_QUESTIONS = [
 # intent -> probability of the child's reply having that intent
 INTENT_WEIGHTS = {"positive": 0.3, "negative": 0.2, "neutral": 0.15, "fallback": 0.15, "silence": 0.2}
 
-POSITIVE_REPLIES = ["{en}", "{En}!", "{En}.", "It's {en}!", "{en} {en}", "{En}? {en}!", "Um, {en}"]
+POSITIVE_REPLIES = ["{en}", "{En}!", "{En}.", "It's {en}!", "{en} {en}", "{En}? {en}!", "Um, {en}",
+                    "I think it's {en}.", "{En}, right?", "Is it {en}?", "The {en}!", "{En}! I know!"]
 POSITIVE_RESPONSES = [
     "Great job!", "Yes, {en}! Well done!", "Yes, {en}! Great job!", "Correct!", "Well done!",
     "Awesome!", "That's right!", "Excellent, {en}!", "You got it!", "Perfect!", "Yes, {en}! You did it, friend!",
 ]
-NEGATIVE_REPLIES = ["{wrong}", "{Wrong}!", "It's {wrong}!", "Um, {wrong}?"]
+NEGATIVE_REPLIES = ["{wrong}", "{Wrong}!", "It's {wrong}!", "Um, {wrong}?", "I think {wrong}.", "Is it {wrong}?"]
 NEGATIVE_RESPONSES = [
     "Nice try! Let's try again!", "Almost! Try again!", "Not quite!", "Good try!",
     "Oops, not {wrong}! Try again!", "Close! One more time!", "Nice try!", "Good try! Let's try once more!",
@@ -115,6 +179,11 @@ NEUTRAL = [
     ("Mẹ ơi, xem này!", ["Oh, nice!", "How fun!"]),
     ("Wow", ["Yes, wow!", "Cool, right?"]),
     ("Okay", ["Okay!", "Great!"]),
+    ("I'm ready!", ["Great, let's go!", "Yay, let's start!"]),
+    ("This is fun", ["I'm glad!", "Yes, so fun!"]),
+    ("I don't know", ["That's okay!", "No problem, friend!"]),
+    ("Hmm, let me think", ["Take your time!", "Sure, think!"]),
+    ("Yes!", ["Great!", "Yay!"]),
 ]
 NEUTRAL_GENERIC = ["I see!", "Okay!", "Oh, nice!", "Cool!"]
 FALLBACK = [
@@ -129,6 +198,9 @@ FALLBACK = [
     ("What's your name?", ["I'm Pika! Let's learn!"]),
     ("banana phone blah", ["Hmm, let's keep learning!"]),
     ("Where is my toy?", ["Hmm, let's focus!", "Let's find it later!"]),
+    ("My cat is sleeping", ["Aww! Back to English!"]),
+    ("Can I have candy?", ["Maybe later! Let's learn!"]),
+    ("I like dinosaurs", ["Cool! Let's keep going!"]),
 ]
 FALLBACK_GENERIC = ["Let's keep going!", "Okay, back to learning!", "Hmm, let's keep learning!"]
 SILENCE_RESPONSES = [
@@ -144,6 +216,11 @@ MAIN_ANSWERS = {
     "fallback": ["Mình cùng tiếp tục học nhé!", "Để sau nhé bé, giờ mình học đã!"],
     "silence": ["Không sao đâu bé! {Vi} tiếng Anh là '{en}'.", "Bé cứ từ từ nhé, '{en}' là {vi}."],
 }
+
+
+def opens_lesson(robot_turn: str) -> bool:
+    """Whether a robot turn opens a lesson with one of the demo's greetings."""
+    return any(robot_turn.startswith(greeting.split("{")[0]) for greeting in GREETINGS)
 
 
 def _cap(text: str) -> str:
@@ -185,7 +262,7 @@ def _conversation(rng: random.Random, exchanges: int) -> list[dict]:
     word = rng.choice(VOCABULARY[topic])
     question = _fill(rng.choice(QUESTIONS), en=word[0], vi=word[1])
     robot = (_fill(rng.choice(GREETINGS), topic=topic) + " " + question) if rng.random() < 0.4 else question
-    turns = [{"role": "system", "content": SYSTEM_PROMPT}]
+    turns = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}]
     records = []
     for _ in range(exchanges):
         intent, child, fast, main = _exchange(rng, topic, word)
@@ -205,7 +282,9 @@ def _conversation(rng: random.Random, exchanges: int) -> list[dict]:
                 "intent": intent,
             }
         )
-        robot = f"{fast} {main_answer}"
+        # after a right answer the robot's own praise sometimes opens its turn instead of the fast response
+        opener = intent == "positive" and rng.random() < 0.4
+        robot = f"{rng.choice(ROBOT_OPENERS)}{main_answer}" if opener else f"{fast} {main_answer}"
     return records
 
 

@@ -23,42 +23,19 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from rewards.compose import RewardSpec, build_raw_funcs, combine, score_batch
-from rewards.english import is_english
-from rewards.length import count_words
-from rewards.tags import has_say_tag
+from rewards.fit import similarity
+from rl.generation import generate_replies
+from rl.metrics import METRICS, fit_flags, fit_rates, reply_rates
 
 log = logging.getLogger(__name__)
 
-WORD_OK = range(1, 7)  # Pika's fast response: 1-6 words
 
 
-@torch.no_grad()
 def generate_greedy(model, tokenizer, prompts: list[list[dict]], batch_size: int, max_new_tokens: int) -> list[str]:
     """Chat prompts -> greedy replies (special tokens stripped), in order."""
-    model.eval()
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    replies: list[str] = []
-    try:
-        for start in tqdm(range(0, len(prompts), batch_size), desc="evaluate", unit="batch", leave=False):
-            texts = [
-                tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                for p in prompts[start : start + batch_size]
-            ]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            out = model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            new_tokens = out[:, batch["input_ids"].shape[1] :]
-            replies.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = padding_side
-    return [r.strip() for r in replies]
+    return generate_replies(model, tokenizer, prompts, batch_size, max_new_tokens, progress="evaluate")
 
 
 def score_replies(examples: list[dict], replies: list[str], specs: list[RewardSpec], **outside) -> list[dict]:
@@ -66,6 +43,9 @@ def score_replies(examples: list[dict], replies: list[str], specs: list[RewardSp
     columns = {key: [ex[key] for ex in examples] for key in examples[0] if key != "prompt"}
     prompts = [ex["prompt"] for ex in examples]
     scores = score_batch(build_raw_funcs(specs, **outside), prompts, replies, columns)
+    references = [ex.get("reference_fast_response", "") for ex in examples]
+    intents = [ex.get("intent") or "" for ex in examples]
+    fit = fit_flags(replies, references, intents)
     rows = []
     for i, (example, reply) in enumerate(zip(examples, replies)):
         row_scores = {name: values[i] for name, values in scores.items()}
@@ -73,41 +53,37 @@ def score_replies(examples: list[dict], replies: list[str], specs: list[RewardSp
             {
                 "last_robot_turn": example.get("last_robot_turn", ""),
                 "child_reply": example.get("child_reply", ""),
-                "reference": example.get("reference_fast_response", ""),
+                "reference": references[i],
+                "intent": intents[i],
                 "reply": reply,
                 "rewards": row_scores,
                 "total": combine(row_scores, specs),
+                "fit": fit[i],
+                "similarity": similarity(reply, references[i]),
             }
         )
     return rows
 
 
-def reply_rates(replies: list[str]) -> dict:
-    """The rates that decide whether replies are fast responses: English, tagged, 1-6 words."""
-    n = len(replies)
-    return {
-        "english_rate": sum(map(is_english, replies)) / n,
-        "tag_rate": sum(map(has_say_tag, replies)) / n,
-        "word_ok_rate": sum(count_words(r) in WORD_OK for r in replies) / n,
-        "n": n,
-    }
-
-
 def summarize(rows: list[dict]) -> dict:
-    """Rows from `score_replies` -> the evaluation metrics."""
-    n = len(rows)
-    if n == 0:
-        return {"english_rate": None, "tag_rate": None, "word_ok_rate": None, "judge_mean": None, "n": 0}
-    rates = reply_rates([r["reply"] for r in rows])
+    """Rows from `score_replies` -> the evaluation metrics (METRICS, plus `top_reply` and `by_intent`)."""
+    replies = [r["reply"] for r in rows]
+    rates = reply_rates(replies)
+    fit = fit_rates(replies, [r["reference"] for r in rows], [r.get("intent", "") for r in rows],
+                    flags=[r["fit"] for r in rows] if rows and "fit" in rows[0] else None)
     judged = [r["rewards"]["judge_coherence"] for r in rows if r["rewards"].get("judge_coherence") is not None]
-    return {
-        "english_rate": rates["english_rate"],
-        "tag_rate": rates["tag_rate"],
-        "word_ok_rate": rates["word_ok_rate"],
-        "judge_mean": sum(judged) / len(judged) if judged else None,
-        "n": n,
-        "reward_mean": sum(r["total"] for r in rows) / n,
-    }
+    metrics = {**rates, **fit}
+    metrics["judge_mean"] = sum(judged) / len(judged) if judged else None
+    metrics["reward_mean"] = sum(r["total"] for r in rows) / len(rows) if rows else None
+    # judge_mean for each intent too, where the judge answered
+    for intent, values in metrics["by_intent"].items():
+        scores = [r["rewards"].get("judge_coherence") for r in rows if r.get("intent") == intent]
+        scores = [x for x in scores if x is not None]
+        values["judge_mean"] = sum(scores) / len(scores) if scores else None
+    ordered = {k: metrics[k] for k in METRICS}
+    ordered["top_reply"] = metrics["top_reply"]
+    ordered["by_intent"] = metrics["by_intent"]
+    return ordered
 
 
 def evaluate_policy(model, tokenizer, dataset, specs, n, batch_size, max_new_tokens, **outside):
@@ -129,7 +105,7 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     """Evaluate `config["adapter"]` (and the SFT adapter when `compare_sft`) -> the report's results."""
     from rewards.compose import parse_specs, without_disabled_judge
     from rl.adapter_files import stamp
-    from rl.data import build_datasets
+    from rl.data import EVAL_ALL, build_datasets
     from rl.model import ensure_built, load_policy
     from rl.report import write_report
     from rl.tracking import start_tracking
@@ -141,6 +117,9 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     adapter = Path(config["adapter"])
     _, held_out = build_datasets(data_cfg["path"], data_cfg["prompt_format"], data_cfg.get("system_prompt"),
                                  data_cfg["eval_size"], data_cfg["split_seed"])
+    # eval_size=all: the whole file is the test set, whatever evaluate.n says
+    n = len(held_out) if data_cfg["eval_size"] == EVAL_ALL else eval_cfg["n"]
+    log.info("data: %d of %d held-out prompts of %s", min(n, len(held_out)), len(held_out), data_cfg["path"])
     specs, dropped = without_disabled_judge(parse_specs(config.get("rewards") or {}), config.get("judge"))
     if dropped:
         log.info("judge: none configured, %s is off", ", ".join(dropped))
@@ -154,8 +133,8 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     for name, path in candidates.items():
         policy, tokenizer = load_policy({**model_cfg, "adapter_path": str(path), "adapter_mode": "continue",
                                          "base_aliases": [a for a in aliases if a]})
-        metrics, rows[name] = evaluate_policy(policy, tokenizer, held_out, specs, eval_cfg["n"],
-                                              eval_cfg["batch_size"], eval_cfg["max_new_tokens"], **outside)
+        metrics, rows[name] = evaluate_policy(policy, tokenizer, held_out, specs, n, eval_cfg["batch_size"],
+                                              eval_cfg["max_new_tokens"], **outside)
         results[name] = stamp(metrics, path)  # what rl.publish matches: the gate judges exactly this adapter
         log.info("%s (%s): %s", name, path, ", ".join(f"{k}={v}" for k, v in results[name].items()))
     if len(results) == 1:

@@ -18,13 +18,24 @@ log = logging.getLogger(__name__)
 __all__ = ["ModelConfigError", "check_adapter_base", "ensure_built", "load_policy", "load_tokenizer", "same_base"]
 
 
-def ensure_built(model: dict) -> None:
-    """The nano model is built by the project itself: on first use, and again when its recipe or data changed
-    (`model.build_if_missing`; the check is one hash of the data file)."""
-    if model.get("build_if_missing"):
-        from rl.nano import ensure_nano
+def ensure_built(model: dict, data: dict | None = None) -> None:
+    """The nano model is built by the project itself (`model.build_if_missing`).
 
-        ensure_nano(Path(model["name_or_path"]).parent)
+    Training passes its `data:` config: the model is built from `data.path` with that split (so the
+    held-out prompts it evaluates on were never in the SFT data), and rebuilt when recipe, data or split
+    changed. Evaluation passes none: an existing build is used as it is, whatever it was built from
+    (rebuilding would change the base under the adapter being evaluated); a missing one is built from the
+    demo data."""
+    if not model.get("build_if_missing"):
+        return
+    from rl.nano import Split, ensure_nano, is_complete
+
+    root = Path(model["name_or_path"]).parent
+    if data is None:
+        if not is_complete(root):
+            ensure_nano(root)
+        return
+    ensure_nano(root, data=Path(data["path"]), split=Split.from_data_config(data))
 
 
 def load_policy(model: dict):

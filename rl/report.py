@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.atomic_write import open_atomic, write_json_atomic, write_text_atomic
+from rl.metrics import METRICS, SHARES
 
-METRICS = ("english_rate", "tag_rate", "word_ok_rate", "judge_mean", "n")
+WORST = 10  # replies listed per policy in eval.md
 
 
 def write_report(run_dir: Path, results: dict[str, dict], rows: dict[str, list[dict]] | None = None) -> None:
@@ -20,15 +21,37 @@ def write_report(run_dir: Path, results: dict[str, dict], rows: dict[str, list[d
 def render_markdown(results: dict[str, dict], rows: dict[str, list[dict]]) -> str:
     names = list(results)
     lines = ["# Evaluation", "", "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for metric in METRICS:
-        lines.append(f"| {metric} | " + " | ".join(_fmt(results[name].get(metric)) for name in names) + " |")
+    for metric in (*METRICS, "top_reply"):
+        lines.append(f"| {metric} | " + " | ".join(_md_cell(_fmt(results[name].get(metric))) for name in names) + " |")
+    intents = sorted({i for name in names for i in results[name].get("by_intent") or {}})
+    if intents:
+        lines += ["", "## By intent (fit / English / empty / top reply)", "",
+                  "| intent | n | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for intent in intents:
+            cells = []
+            for name in names:
+                v = (results[name].get("by_intent") or {}).get(intent)
+                cells.append("-" if v is None else f"{v['fit_rate']:.2f} / {v['english_rate']:.2f} / "
+                             f"{v['empty_rate']:.2f} / {_md_cell(v['top_reply'], 30)} ({v['top_reply_rate']:.0%})")
+            n = next((results[k]["by_intent"][intent]["n"] for k in names if intent in (results[k].get("by_intent") or {})), "-")
+            lines.append(f"| {intent} | {n} | " + " | ".join(cells) + " |")
     for name, name_rows in rows.items():
-        worst = sorted(name_rows, key=lambda r: r["total"])[:10]
-        lines += ["", f"## Worst replies ({name})", "", "| robot | child | reply | total |", "|---|---|---|---|"]
-        for r in worst:
-            cells = [r["last_robot_turn"], r["child_reply"] or "(silent)", r["reply"], _fmt(r["total"])]
-            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        # unfit first, then the least like their reference: a stock reply that games the rules shows here
+        by_fit = sorted(name_rows, key=lambda r: (r.get("fit", True), r.get("similarity", 1.0), r["total"]))[:WORST]
+        lines += _reply_table(f"Worst replies by fit ({name})", by_fit)
+        by_reward = sorted(name_rows, key=lambda r: r["total"])[:WORST]
+        lines += _reply_table(f"Worst replies by reward ({name})", by_reward)
     return "\n".join(lines) + "\n"
+
+
+def _reply_table(title: str, rows: list[dict]) -> list[str]:
+    lines = ["", f"## {title}", "", "| robot | child | reference | reply | fit | total |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        fit = "-" if "fit" not in r else f"{'yes' if r['fit'] else 'no'} ({r['similarity']:.2f})"
+        cells = [r["last_robot_turn"], r["child_reply"] or "(silent)", r.get("reference", ""), r["reply"] or "(empty)",
+                 fit, _fmt(r["total"])]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return lines
 
 
 def plot_metrics(results: dict[str, dict], path: Path, rows: dict[str, list[dict]] | None = None) -> None:
@@ -39,23 +62,36 @@ def plot_metrics(results: dict[str, dict], path: Path, rows: dict[str, list[dict
     import matplotlib.pyplot as plt
 
     rows = {name: r for name, r in (rows or {}).items() if r}
-    metrics = [m for m in METRICS if m != "n" and any(results[k].get(m) is not None for k in results)]
-    fig, axes = plt.subplots(1, 2 if rows else 1, figsize=(11 if rows else 7, 3.5), squeeze=False)
+    metrics = [m for m in SHARES if any(results[k].get(m) is not None for k in results)]
+    fig, axes = plt.subplots(1, 2 if rows else 1, figsize=(14 if rows else 9, 3.8), squeeze=False)
     ax = axes[0][0]
     width = 0.8 / max(len(results), 1)
     for i, (name, values) in enumerate(results.items()):
         heights = [values.get(m) or 0.0 for m in metrics]
         bars = ax.bar([x + i * width for x in range(len(metrics))], heights, width, label=name)
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(metrics))], metrics)
+    ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(metrics))],
+                  [m.removesuffix("_rate") for m in metrics], rotation=30, ha="right")
     ax.set_ylim(0, 1.1)
     ax.set_title(f"Held-out fast responses (n={next(iter(results.values())).get('n')})")
     ax.legend()
     if rows:
+        # fit per intent where records carry intents (the collapse shows as one intent's bar alone),
+        # else the total reward distribution
         ax = axes[0][1]
-        ax.hist([[r["total"] for r in r_list] for r_list in rows.values()], bins=12, label=list(rows))
-        ax.set_title("Total reward per reply")
-        ax.set_xlabel("total reward")
+        intents = sorted({i for v in results.values() for i in v.get("by_intent") or {}})
+        if intents:
+            for i, (name, values) in enumerate(results.items()):
+                heights = [((values.get("by_intent") or {}).get(t) or {}).get("fit_rate") or 0.0 for t in intents]
+                bars = ax.bar([x + i * width for x in range(len(intents))], heights, width, label=name)
+                ax.bar_label(bars, fmt="%.2f", fontsize=8)
+            ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(intents))], intents)
+            ax.set_ylim(0, 1.1)
+            ax.set_title("Fit rate by intent")
+        else:
+            ax.hist([[r["total"] for r in r_list] for r_list in rows.values()], bins=12, label=list(rows))
+            ax.set_title("Total reward per reply")
+            ax.set_xlabel("total reward")
         ax.legend()
     fig.tight_layout()
     with open_atomic(path, "wb") as handle:
@@ -69,5 +105,9 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")[:80]
+def _md_cell(text, width: int = 80) -> str:
+    """One table cell: pipes escaped, one line, cut at a word boundary with an ellipsis."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    if len(text) <= width:
+        return text
+    return text[: width - 1].rsplit(" ", 1)[0] + "\u2026"

@@ -1,4 +1,4 @@
-"""Per-step rollout metrics for W&B: English rate, tag rate, word_ok rate and length of the sampled replies.
+"""Per-step rollout metrics for W&B: English, tag, word_ok, empty and distinct rates and length of the samples.
 
 These are what the trainer is for, so they are logged whatever rewards the experiment uses. They ride
 on the first reward function's call because that is where TRL hands completions out, and TRL's
@@ -8,6 +8,7 @@ on the first reward function's call because that is where TRL hands completions 
 from __future__ import annotations
 
 from rewards.english import is_english
+from rewards.fit import normalise
 from rewards.length import count_words
 from rewards.tags import has_say_tag
 from rewards.text import completion_text
@@ -22,6 +23,9 @@ def rollout_metrics(completions: list) -> dict[str, float]:
         "rollout/tag_rate": sum(map(has_say_tag, texts)) / n,
         "rollout/word_ok_rate": sum(1 <= w <= 6 for w in words) / n,
         "rollout/mean_words": sum(words) / n,
+        # collapse, as it happens: nothing said, and how many different things were said per batch
+        "rollout/empty_rate": sum(not t.strip() for t in texts) / n,
+        "rollout/distinct_rate": len({normalise(t) for t in texts}) / n,
     }
 
 

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from rl.metrics import METRICS
+
 log = logging.getLogger(__name__)
 
 
@@ -45,22 +47,22 @@ class WandbTracking:
         import wandb
 
         try:
-            metrics = ["english_rate", "tag_rate", "word_ok_rate", "judge_mean", "n"]
+            metrics = [*METRICS, "top_reply"]
             table = wandb.Table(columns=["when", *metrics])
             for name, values in results.items():
                 table.add_data(name, *[values.get(m) for m in metrics])
-            replies = wandb.Table(columns=["when", "robot", "child", "reply", "total"])
+            replies = wandb.Table(columns=["when", "intent", "robot", "child", "reference", "reply", "fit", "total"])
             for name, name_rows in rows.items():
                 for r in name_rows:
-                    replies.add_data(name, r["last_robot_turn"], r["child_reply"], r["reply"], r["total"])
+                    replies.add_data(name, r.get("intent", ""), r["last_robot_turn"], r["child_reply"],
+                                     r.get("reference", ""), r["reply"], r.get("fit"), r["total"])
             payload = {"eval/metrics": table, "eval/replies": replies}
             if chart is not None and chart.exists():
                 payload["eval/before_after"] = wandb.Image(str(chart))
             self.run.log(payload)
             for name, values in results.items():
-                for m in metrics:
-                    if values.get(m) is not None:
-                        self.run.summary[f"eval/{name}/{m}"] = values[m]
+                for key, value in summary_metrics(name, values).items():
+                    self.run.summary[key] = value
         except Exception as err:  # an upload problem must not cost the trained adapter
             self.failures += 1
             log.warning("wandb: could not log the evaluation (%s); failures=%d", err, self.failures)
@@ -96,6 +98,16 @@ def _without_key(mode: str) -> Iterator[None]:
     finally:
         if key is not None:
             os.environ["WANDB_API_KEY"] = key
+
+
+def summary_metrics(name: str, values: dict) -> dict[str, float]:
+    """eval/NAME/METRIC and eval/NAME/INTENT/METRIC: every number of one evaluation, flat for W&B."""
+    flat = {f"eval/{name}/{m}": values[m] for m in METRICS if isinstance(values.get(m), (int, float))}
+    for intent, per in (values.get("by_intent") or {}).items():
+        for m, v in per.items():
+            if isinstance(v, (int, float)):
+                flat[f"eval/{name}/{intent}/{m}"] = v
+    return flat
 
 
 def start_tracking(logging_cfg: dict, run_dir: Path, config: dict, run_name: str):

@@ -69,7 +69,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     from transformers.trainer_utils import get_last_checkpoint
 
     from rewards.compose import build_reward_funcs, is_async
-    from rl.data import build_datasets
+    from rl.data import EVAL_ALL, build_datasets
     from rl.evaluate import evaluate_policy
     from rl.model import ensure_built, load_policy
     from rl.adapter_files import stamp
@@ -85,6 +85,9 @@ def _train(config: dict, run_dir: Path) -> dict:
     set_seed(config["seed"])
     if config.get("cpu_threads"):
         torch.set_num_threads(config["cpu_threads"])
+    if data_cfg["eval_size"] == EVAL_ALL:
+        raise UserError("data.eval_size=all holds out every record and leaves nothing to train on; "
+                        "use it with rl.evaluate (python -m rl.evaluate ... data.path=FILE data.eval_size=all)")
     # a GPU-only choice on a machine without it fails here, before minutes of loading
     check_available(rollout.get("backend", "hf"))
     if model_cfg.get("backend") == "unsloth":
@@ -93,7 +96,7 @@ def _train(config: dict, run_dir: Path) -> dict:
         check_unsloth()
 
     # ---- the nano model is built on first use ----
-    ensure_built(model_cfg)
+    ensure_built(model_cfg, data_cfg)
 
     # ---- data ----
     train_set, held_out = build_datasets(

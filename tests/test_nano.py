@@ -16,14 +16,20 @@ from pathlib import Path
 import pytest
 
 from rl import nano as nano_mod
-from rl.evaluate import reply_rates
-from rl.nano import Recipe, ensure_nano, leak_kind, leaky_target
+from rl.generation import generate_replies
+from rl.metrics import reply_rates
+from rl.nano import Recipe, Split, ensure_nano, leak_kind, leaky_target
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "pika_demo.jsonl"
 SYSTEM = "You are Pika. English only."
 # Few steps, small held-out set, short replies: the whole build path in seconds.
-TINY = Recipe(pretrain_steps=3, sft_steps=3, eval_size=16, sample_n=1, max_new_tokens=6)
+TINY = Recipe(pretrain_steps=3, sft_steps=3, sample_n=1, max_new_tokens=6)
+SMALL_SPLIT = Split(eval_size=16, split_seed=0)
+
+
+def generate(model, tok, prompts, sample, seed, max_new_tokens):
+    return generate_replies(model, tok, prompts, 64, max_new_tokens, sample=sample, seed=seed)
 
 
 def example(child="Cat!", robot="Con mèo trong tiếng Anh là gì nhỉ?", intent="positive", reply="Yes, cat!",
@@ -187,14 +193,14 @@ def test_sft_adapter_shows_the_leak_greedily_and_the_base_does_not(nano):
     long replies present; the base model alone answers English."""
     model, tok = load_sft(nano)
     prompts = [r["prompt"] for r in held_out_rows(nano.data)]
-    rates = reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
+    rates = reply_rates(generate(model, tok, prompts, False, 0, 24))
     assert rates["english_rate"] <= 0.70
     assert rates["tag_rate"] >= 0.05 and rates["word_ok_rate"] <= 0.97
     built = json.loads((nano.base.parent / nano_mod.BUILD_FILE).read_text())["held_out"]["sft_greedy"]
     for key in ("english_rate", "tag_rate", "word_ok_rate"):
         assert rates[key] == pytest.approx(built[key], abs=0.05), key
     with model.disable_adapter():
-        base = reply_rates(nano_mod.generate(model, tok, prompts, False, 0, 24))
+        base = reply_rates(generate(model, tok, prompts, False, 0, 24))
     assert base["english_rate"] >= 0.9 and base["tag_rate"] <= 0.02
 
 
@@ -206,8 +212,8 @@ def test_sampling_still_finds_english_replies_for_leaky_prompts(nano):
     model, tok = load_sft(nano)
     rows = [r for r in held_out_rows(nano.data) if leak_kind(r) == "vietnamese"][:24]
     prompts = [r["prompt"] for r in rows]
-    greedy = nano_mod.generate(model, tok, prompts, False, 0, 24)
-    sampled = nano_mod.generate(model, tok, [p for p in prompts for _ in range(8)], True, 0, 24)
+    greedy = generate(model, tok, prompts, False, 0, 24)
+    sampled = generate(model, tok, [p for p in prompts for _ in range(8)], True, 0, 24)
     assert sum(map(is_english, greedy)) / len(greedy) <= 0.5
     assert 0.1 <= sum(map(is_english, sampled)) / len(sampled) <= 0.8
 
@@ -217,8 +223,8 @@ def test_sampling_still_finds_english_replies_for_leaky_prompts(nano):
 
 @pytest.mark.slow
 def test_tiny_builds_are_deterministic_complete_and_reused(tmp_path):
-    a = ensure_nano(tmp_path / "a" / "nano", data=DEMO, recipe=TINY)
-    b = ensure_nano(tmp_path / "b" / "nano", data=DEMO, recipe=TINY)
+    a = ensure_nano(tmp_path / "a" / "nano", data=DEMO, recipe=TINY, split=SMALL_SPLIT)
+    b = ensure_nano(tmp_path / "b" / "nano", data=DEMO, recipe=TINY, split=SMALL_SPLIT)
     for rel in ("base/model.safetensors", "base/tokenizer.json", "sft/adapter_model.safetensors"):
         assert (a.base.parent / rel).read_bytes() == (b.base.parent / rel).read_bytes(), rel
     for paths in (a, b):
@@ -232,10 +238,13 @@ def test_tiny_builds_are_deterministic_complete_and_reused(tmp_path):
 
     # built: reused as is; another recipe or --force: rebuilt
     stamp = (a.sft / "adapter_model.safetensors").stat().st_mtime_ns
-    assert ensure_nano(a.base.parent, data=DEMO, recipe=TINY) == a
+    assert ensure_nano(a.base.parent, data=DEMO, recipe=TINY, split=SMALL_SPLIT) == a
     assert (a.sft / "adapter_model.safetensors").stat().st_mtime_ns == stamp
-    assert not nano_mod.is_built(a.base.parent, DEMO, Recipe(pretrain_steps=4, sft_steps=3))
-    ensure_nano(a.base.parent, force=True, data=DEMO, recipe=TINY)
+    assert not nano_mod.is_built(a.base.parent, DEMO, Recipe(pretrain_steps=4, sft_steps=3), SMALL_SPLIT)
+    # another split is another build: its held-out prompts must not be in the SFT data
+    assert not nano_mod.is_built(a.base.parent, DEMO, TINY, Split(eval_size=16, split_seed=1))
+    assert build["split"] == {"eval_size": 16, "split_seed": 0}
+    ensure_nano(a.base.parent, force=True, data=DEMO, recipe=TINY, split=SMALL_SPLIT)
     assert (a.sft / "adapter_model.safetensors").stat().st_mtime_ns != stamp
 
 

@@ -1,0 +1,271 @@
+"""The nano build: data -> tokenizer -> pretrained base -> leaky SFT adapter -> held-out measurement.
+
+Everything is written to a temporary directory next to the root and renamed at the end, so an
+interrupted build never leaves a half model. Seeded and deterministic for a given torch build: built on
+one thread, whatever the machine has (float sums depend on how work is split across threads).
+`ensure_nano` builds only when the build is missing or stale (another recipe, data file, split or
+RECIPE_VERSION), one process at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+from rl.nano.leak import LEAK_KINDS, LONG_TAIL
+from rl.nano.pretrain import BroadNoise, build_model, noisy_turns, pretrain_target
+from rl.nano.recipe import (
+    BUILD_FILE,
+    DEFAULT_DATA,
+    DEFAULT_ROOT,
+    RECIPE_VERSION,
+    NanoPaths,
+    Recipe,
+    Split,
+    demo_split,
+    fingerprint,
+)
+from rl.nano.sft import train_sft
+from rl.nano.steps import encode_pairs, train_steps
+from rl.nano.tokenizer import EOS_TOKEN, save_tokenizer, tokenizer_corpus, train_tokenizer
+
+log = logging.getLogger("rl.nano")
+
+
+def build_nano(root: Path = DEFAULT_ROOT, data: Path = DEFAULT_DATA, recipe: Recipe = Recipe(),
+               split: Split | None = None) -> NanoPaths:
+    """Build base/, sft/ and nano_build.json under `root` (replacing what is there), atomically."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _build(Path(root), Path(data), recipe, split or demo_split())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
+    import torch
+
+    from rl.data import build_datasets, render_prompt
+    from rl.generation import generate_replies
+    from rl.metrics import reply_rates
+
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+
+    # ---- data: the split training will use ----
+    t0 = time.perf_counter()
+    if not data.exists() and data.resolve() == DEFAULT_DATA.resolve():
+        from rl.demo_data import write_demo
+
+        log.info("nano: writing the demo dataset %s", data)
+        write_demo(data, seed=0)
+    train_set, held_out = build_datasets(data, "messages", eval_size=split.eval_size, split_seed=split.split_seed)
+    train_rows, held_rows = train_set.to_list(), held_out.to_list()
+    timings["data_s"] = time.perf_counter() - t0
+    log.info("nano: data %s: %d train / %d held-out prompts", data, len(train_rows), len(held_rows))
+
+    # each training record in one of the two prompt formats, the same for pretraining and SFT
+    format_rng = random.Random(recipe.seed + 4)
+    formats = ["history" if format_rng.random() < recipe.history_share else "messages" for _ in train_rows]
+
+    def prompt_of(row: dict, prompt_format: str, turns: list[dict] | None = None) -> list[dict]:
+        system = next((m["content"] for m in row["prompt"] if m["role"] == "system"), "")
+        return render_prompt(system, turns or [m for m in row["prompt"] if m["role"] != "system"], prompt_format)
+
+    tmp = root.parent / f".{root.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        # ---- tokenizer ----
+        t0 = time.perf_counter()
+        corpus = tokenizer_corpus([{**r, "prompt": prompt_of(r, f)} for r, f in zip(train_rows, formats)],
+                                  recipe.tokenizer_words, extra_texts=(LONG_TAIL,))
+        tokenizer = train_tokenizer(corpus, recipe.vocab_size)
+        save_tokenizer(tokenizer, tmp / "base")
+        timings["tokenizer_s"] = time.perf_counter() - t0
+        eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
+
+        # ---- pretrain the base model on clean targets (some with broad-vocabulary noise) ----
+        t0 = time.perf_counter()
+        noise = BroadNoise(recipe.noise_words, random.Random(recipe.seed + 5))
+        script_rng = random.Random(recipe.seed)
+        pretrain_prompts, pretrain_targets = [], []
+        for row, prompt_format in zip(train_rows, formats):
+            turns = [m for m in row["prompt"] if m["role"] != "system"]
+            if noise.rng.random() < recipe.noise_share:
+                turns = noisy_turns(turns, row["intent"], noise)
+            pretrain_prompts.append(prompt_of(row, prompt_format, turns))
+            pretrain_targets.append(pretrain_target(row, script_rng.random() < recipe.main_answer_share))
+        pretrain_pairs = encode_pairs(tokenizer, pretrain_prompts, pretrain_targets)
+        prompt_lens = sorted(len(p) for p, _ in pretrain_pairs)
+        log.info("nano: tokenizer %d tokens, prompt length median %d max %d", len(tokenizer),
+                 prompt_lens[len(prompt_lens) // 2], prompt_lens[-1])
+        model = build_model(recipe, tokenizer)
+        n_params = sum(p.numel() for p in model.parameters())
+        # loss on the conversation and the reply, not on the system turn (which ends at the first eos)
+        pretrain_loss = train_steps(
+            model, pretrain_pairs, recipe.pretrain_steps, recipe.pretrain_lr, recipe.batch_size, recipe.seed,
+            loss_from=lambda p: min(p.index(eos_id) + 1 if eos_id in p else 0, len(p) - 1),
+            desc="nano pretrain", reply_weight=recipe.pretrain_reply_weight,
+        )
+        model.save_pretrained(str(tmp / "base"))
+        timings["pretrain_s"] = time.perf_counter() - t0
+        log.info("nano: base model %d parameters, pretrain loss %.3f (%.0fs)", n_params, pretrain_loss,
+                 timings["pretrain_s"])
+
+        # ---- SFT LoRA on leaky targets ----
+        t0 = time.perf_counter()
+        sft_prompts = [prompt_of(r, f) for r, f in zip(train_rows, formats)]
+        peft_model, sft_loss, kinds = train_sft(model, tokenizer, train_rows, sft_prompts, recipe)
+        peft_model.save_pretrained(str(tmp / "sft"))
+        _set_adapter_base(tmp / "sft", root / "base")
+        timings["sft_s"] = time.perf_counter() - t0
+        lora_params = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        log.info("nano: SFT LoRA %d parameters, loss %.3f (%.0fs)", lora_params, sft_loss, timings["sft_s"])
+
+        # ---- measure the SFT adapter (and the base) on held-out prompts ----
+        t0 = time.perf_counter()
+        held_prompts = [r["prompt"] for r in held_rows]
+
+        def replies(prompts, sample=False):
+            return generate_replies(peft_model, tokenizer, prompts, 64, recipe.max_new_tokens, sample, recipe.seed)
+
+        greedy = replies(held_prompts)
+        sampled = replies([p for p in held_prompts for _ in range(recipe.sample_n)], sample=True)
+        history_greedy = replies([prompt_of(r, "history") for r in held_rows])
+        with peft_model.disable_adapter():
+            base_greedy = replies(held_prompts)
+        timings["evaluate_s"] = time.perf_counter() - t0
+        timings["total_s"] = time.perf_counter() - t_all
+
+        report = {
+            "recipe_version": RECIPE_VERSION,
+            "fingerprint": fingerprint(recipe, data, split),
+            "seed": recipe.seed,
+            "recipe": dataclasses.asdict(recipe),
+            "data": str(data),
+            "split": dataclasses.asdict(split),
+            "train_prompts": len(train_rows),
+            "held_out_prompts": len(held_rows),
+            "vocab_size": len(tokenizer),
+            "params": n_params,
+            "lora_params": lora_params,
+            "prompt_tokens": {"median": prompt_lens[len(prompt_lens) // 2], "max": prompt_lens[-1]},
+            "pretrain_loss": pretrain_loss,
+            "sft_loss": sft_loss,
+            "sft_leak_kinds": {k: kinds.count(k) for k in LEAK_KINDS},
+            "torch_threads": torch.get_num_threads(),
+            "timings": {k: round(v, 2) for k, v in timings.items()},
+            "held_out": {
+                "sft_greedy": reply_rates(greedy),
+                "sft_sampled_t1": reply_rates(sampled),
+                "sft_greedy_history": reply_rates(history_greedy),
+                "base_greedy": reply_rates(base_greedy),
+            },
+            "examples": [
+                {"child": r["child_reply"], "robot": r["last_robot_turn"], "reference": r["reference_fast_response"],
+                 "sft_greedy": g}
+                for r, g in list(zip(held_rows, greedy))[:12]
+            ],
+        }
+        (tmp / BUILD_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _replace_dir(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    h = report["held_out"]
+    log.info(
+        "nano: built %s in %.0fs; SFT held-out greedy english %.2f tag %.2f word_ok %.2f; sampled english %.2f",
+        root, timings["total_s"], h["sft_greedy"]["english_rate"], h["sft_greedy"]["tag_rate"],
+        h["sft_greedy"]["word_ok_rate"], h["sft_sampled_t1"]["english_rate"],
+    )
+    return NanoPaths(base=root / "base", sft=root / "sft", data=data)
+
+
+def _set_adapter_base(adapter_dir: Path, base: Path) -> None:
+    # The base path as the caller gave it (e.g. "checkpoints/nano/base"): the trainer and vLLM compare
+    # it with their own --model / model.name_or_path.
+    config_file = adapter_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = str(base)
+    config["target_modules"] = sorted(config["target_modules"])  # a set in PEFT: fix the order
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    # PEFT's model card template names the temporary build dir and says nothing about the nano model
+    (adapter_dir / "README.md").unlink(missing_ok=True)
+
+
+def _replace_dir(tmp: Path, root: Path) -> None:
+    old = root.parent / f".{root.name}.old-{os.getpid()}"
+    if root.exists():
+        root.rename(old)
+    tmp.rename(root)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- reuse
+
+
+def is_complete(root: Path) -> bool:
+    """True when root holds a whole build (of any recipe or data)."""
+    root = Path(root)
+    needed = [root / "base" / "config.json", root / "base" / "tokenizer.json", root / "sft" / "adapter_config.json",
+              root / BUILD_FILE]
+    return all(p.exists() for p in needed)
+
+
+def is_built(root: Path, data: Path = DEFAULT_DATA, recipe: Recipe = Recipe(), split: Split | None = None) -> bool:
+    """True when root holds a complete build of this recipe, data file and split."""
+    root = Path(root)
+    if not is_complete(root) or not Path(data).exists():
+        return False
+    try:
+        built = json.loads((root / BUILD_FILE).read_text())
+    except json.JSONDecodeError:
+        return False
+    return built.get("fingerprint") == fingerprint(recipe, data, split or demo_split())
+
+
+def ensure_nano(root: Path = DEFAULT_ROOT, force: bool = False, data: Path = DEFAULT_DATA,
+                recipe: Recipe = Recipe(), split: Split | None = None) -> NanoPaths:
+    """The nano model's paths, building it first when missing, stale (other recipe, data or split) or forced."""
+    root, data, split = Path(root), Path(data), split or demo_split()
+    paths = NanoPaths(base=root / "base", sft=root / "sft", data=data)
+    if not force and is_built(root, data, recipe, split):
+        return paths
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(root):
+        # another process may have finished the build while we waited for the lock
+        if not force and is_built(root, data, recipe, split):
+            return paths
+        return build_nano(root, data, recipe, split)
+
+
+class _build_lock:
+    """An exclusive lock on root's parent directory (no lock file left behind), so two processes never
+    build the same nano model at once."""
+
+    def __init__(self, root: Path):
+        self.path = root.parent
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDONLY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
