@@ -31,6 +31,7 @@ Run:  python -m rl.data check FILE [--format messages|history] [--system-prompt 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -40,7 +41,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from common.conversation import render_history
+from common.conversation import DEFAULT_FORMAT, HistoryFormat
 
 ROLES = ("system", "assistant", "user")
 PROMPT_FORMATS = ("messages", "history")
@@ -261,20 +262,41 @@ def conversation_id(record: dict) -> str:
     return hashlib.sha256(json.dumps(opening, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def render_prompt(system: str, turns: list[dict], prompt_format: str = "messages") -> list[dict]:
+def history_format(history: HistoryFormat | dict | None) -> HistoryFormat:
+    """`data.history` (the template of the history format: header, role markers, gaps) -> HistoryFormat."""
+    if history is None:
+        return DEFAULT_FORMAT
+    if isinstance(history, HistoryFormat):
+        return history
+    known = {f.name for f in dataclasses.fields(HistoryFormat)}
+    unknown = sorted(set(history) - known)
+    if unknown:
+        raise DataError(f"data.history: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    bad = [k for k, v in history.items() if not isinstance(v, str)]
+    if bad:
+        raise DataError(f"data.history.{bad[0]}: expected a string, got {_type_name(history[bad[0]])}")
+    fmt = HistoryFormat(**history)
+    if not fmt.robot.strip() or not fmt.child.strip() or fmt.robot == fmt.child:
+        raise DataError("data.history: robot and child markers must be different and not blank")
+    return fmt
+
+
+def render_prompt(system: str, turns: list[dict], prompt_format: str = "messages",
+                  history: HistoryFormat | dict | None = None) -> list[dict]:
     """A system text ("" = none) and the conversation's turns -> the chat prompt of `prompt_format`."""
     head = [{"role": "system", "content": system}] if system else []
     if prompt_format == "messages":
         return head + turns
-    return head + [{"role": "user", "content": render_history(turns)}]
+    return head + [{"role": "user", "content": history_format(history).render(turns)}]
 
 
-def to_example(record: dict, prompt_format: str = "messages", system_prompt: str | None = None) -> dict:
+def to_example(record: dict, prompt_format: str = "messages", system_prompt: str | None = None,
+               history: HistoryFormat | dict | None = None) -> dict:
     """One validated record -> a prompt row (columns in COLUMNS) for TRL's GRPOTrainer."""
     if prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"prompt_format: expected one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
     turns = _dialogue(record)
-    prompt = render_prompt(_system_text(record, system_prompt), turns, prompt_format)
+    prompt = render_prompt(_system_text(record, system_prompt), turns, prompt_format, history)
     robot_turns = [t["content"] for t in turns if t["role"] == "assistant"]
     return {
         "prompt": prompt,
@@ -347,6 +369,7 @@ def build_datasets(
     system_prompt: str | None = None,
     eval_size: int | str = 128,
     split_seed: int = 0,
+    history: HistoryFormat | dict | None = None,
 ):
     """(train, held_out) as datasets.Dataset with the columns in COLUMNS, split by conversation.
 
@@ -354,7 +377,8 @@ def build_datasets(
     from datasets import Dataset
 
     eval_size = parse_eval_size(eval_size)
-    examples = [to_example(r, prompt_format, system_prompt) for r in load_records(path)]
+    history = history_format(history)
+    examples = [to_example(r, prompt_format, system_prompt, history) for r in load_records(path)]
     train, held_out = split_examples(examples, eval_size, split_seed)
     if not train and eval_size != EVAL_ALL:
         raise DataError(

@@ -116,7 +116,7 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     ensure_built(model_cfg)
     adapter = Path(config["adapter"])
     _, held_out = build_datasets(data_cfg["path"], data_cfg["prompt_format"], data_cfg.get("system_prompt"),
-                                 data_cfg["eval_size"], data_cfg["split_seed"])
+                                 data_cfg["eval_size"], data_cfg["split_seed"], data_cfg.get("history"))
     # eval_size=all: the whole file is the test set, whatever evaluate.n says
     n = len(held_out) if data_cfg["eval_size"] == EVAL_ALL else eval_cfg["n"]
     log.info("data: %d of %d held-out prompts of %s", min(n, len(held_out)), len(held_out), data_cfg["path"])

@@ -90,8 +90,8 @@ def score_rows(rows: list[tuple[dict, str, dict]], specs: list[RewardSpec], data
     bar = tqdm(total=len(rows), unit="row", file=sys.stderr, disable=not progress or len(rows) < 1000)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        examples = [to_example(record, data_cfg.get("prompt_format", "messages"), data_cfg.get("system_prompt"))
-                    for _, _, record in batch]
+        examples = [to_example(record, data_cfg.get("prompt_format", "messages"), data_cfg.get("system_prompt"),
+                               data_cfg.get("history")) for _, _, record in batch]
         completions = [row[name] for row, name, _ in batch]
         columns = {key: [ex[key] for ex in examples] for key in examples[0] if key != "prompt"}
         prompts = [ex["prompt"] for ex in examples]

@@ -105,6 +105,7 @@ def _train(config: dict, run_dir: Path) -> dict:
         system_prompt=data_cfg.get("system_prompt"),
         eval_size=data_cfg["eval_size"],
         split_seed=data_cfg["split_seed"],
+        history=data_cfg.get("history"),
     )
     log.info("data: %d training prompts, %d held out (%s)", len(train_set), len(held_out), data_cfg["path"])
 

@@ -351,7 +351,7 @@ def test_committed_demo_is_what_write_demo_writes(tmp_path):
     fresh = write_demo(tmp_path / "demo.jsonl", seed=0)
     assert fresh.read_bytes() == DEMO.read_bytes(), "regenerate with: python -m rl.demo_data"
     assert write_demo(tmp_path / "other.jsonl", seed=1).read_bytes() != DEMO.read_bytes()
-    assert DEMO.stat().st_size < 2_000_000
+    assert DEMO.stat().st_size < 3_000_000  # the long guideline system prompt is 1.9 kB of many records
 
 
 def test_demo_dataset_content():
@@ -371,7 +371,8 @@ def test_demo_dataset_content():
     assert all(set(unicodedata.normalize("NFC", t).lower()) & VIETNAMESE_ONLY_LETTERS for t in robot)
     responses = {e["reference_fast_response"] for e in examples}
     assert len(responses) >= 50  # varied, some naming the English word
-    assert "Yes, cat! Great job!" in responses
+    assert any(r.startswith("Yes, ") and r.endswith("! Great job!") for r in responses)  # naming the word
+    assert len({r["previous_conversation"][0]["content"] for r in records}) >= 6  # several system prompts
 
 
 def test_demo_targets_pass_the_english_and_length_rewards():
@@ -380,3 +381,82 @@ def test_demo_targets_pass_the_english_and_length_rewards():
 
     targets = {r["assistant_fast_response"] for r in load_records(DEMO)}
     assert [t for t in targets if not is_english(t) or not 1 <= count_words(t) <= 6] == []
+
+
+# ---------------------------------------------------------------- the history format as a config template
+
+SERVED_EXAMPLE = """### 📚 Conversation History
+
+* 🤖 Assistant:
+Chào cậu. Cậu sẵn sàng chưa?
+
+* 👤 User:
+They're sitting down.
+
+* 🤖 Assistant:
+Good job! Tiếp nha, “Bức tranh?” trong tiếng Anh là gì cậu nhỉ?
+
+* 👤 User:
+Hmm, I don't know."""
+
+
+def served_record(last_child="Hmm, I don't know."):
+    return record(previous_conversation=[
+        {"role": "system", "content": "This is conversation of Assistant and User. Must AI response in English, "
+                                      "continues for conversation"},
+        {"role": "assistant", "content": "Chào cậu. Cậu sẵn sàng chưa?"},
+        {"role": "user", "content": "They're sitting down."},
+        {"role": "assistant", "content": "Good job! Tiếp nha, “Bức tranh?” trong tiếng Anh là gì cậu nhỉ?"},
+        {"role": "user", "content": last_child},
+    ])
+
+
+def test_served_history_preset_renders_the_users_format_exactly():
+    from tests.composed import composed
+
+    history = composed("+exp=english_only", "model=nano", "history=served")["data"]["history"]
+    ex = to_example(served_record(), prompt_format="history", history=history)
+    assert [m["role"] for m in ex["prompt"]] == ["system", "user"]
+    assert ex["prompt"][1]["content"] == SERVED_EXAMPLE
+    assert ex["child_reply"] == "Hmm, I don't know." and ex["last_robot_turn"].startswith("Good job!")
+    # and the same file reads back to the same turns (the judge's parser uses the same template)
+    from rl.data import history_format
+
+    turns = history_format(history).parse(ex["prompt"][1]["content"])
+    assert turns[-1] == {"role": "user", "content": "Hmm, I don't know."} and len(turns) == 4
+    silent = to_example(served_record(""), prompt_format="history", history=history)["prompt"][1]["content"]
+    assert silent.endswith("* 👤 User:\n") and history_format(history).parse(silent)[-1]["content"] == ""
+
+
+def test_default_history_preset_is_the_plain_rendering():
+    from tests.composed import composed
+
+    history = composed("+exp=english_only")["data"]["history"]
+    text = to_example(served_record(), prompt_format="history", history=history)["prompt"][1]["content"]
+    assert text.startswith("Conversation so far:\nPika: Chào cậu.") and "\nChild: Hmm, I don't know." in text
+    assert text == to_example(served_record(), prompt_format="history")["prompt"][1]["content"]
+
+
+@pytest.mark.parametrize(
+    "history, message",
+    [
+        ({"heading": "x"}, "data.history: unknown key 'heading'"),
+        ({"robot": 3}, "data.history.robot: expected a string, got number"),
+        ({"robot": "Pika:", "child": "Pika:"}, "data.history: robot and child markers must be different"),
+    ],
+)
+def test_bad_history_template_is_one_line_naming_the_key(history, message):
+    with pytest.raises(DataError, match=message):
+        build_datasets(DEMO, prompt_format="history", history=history, eval_size=20)
+
+
+def test_eval_size_all_holds_out_every_record_in_file_order(tmp_path):
+    path = tmp_path / "test.jsonl"
+    records = [served_record(child) for child in ("Cat!", "Dog!", "Cat!")]  # a duplicate stays: every record
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    train, held = build_datasets(path, eval_size="all")
+    assert len(train) == 0 and [r["child_reply"] for r in held] == ["Cat!", "Dog!", "Cat!"]
+    with pytest.raises(DataError, match="eval_size=2 leaves no training prompts"):
+        build_datasets(path, eval_size=2)
+    with pytest.raises(ValueError, match="data.eval_size: expected a whole number >= 0 or 'all', got 'most'"):
+        build_datasets(path, eval_size="most")

@@ -14,9 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("common", "rewards", "rl")
 # Who may import whom: a package imports itself and what is below it, never what is above.
 BELOW = {"common": set(), "rewards": {"common"}, "rl": {"common", "rewards"}}
-# The one cycle left while rl/nano becomes a package of its own (issue 15, helper `fit`): delete this
-# entry with it. Any other cycle fails.
-PENDING_CYCLES = [["rl.evaluate", "rl.model", "rl.nano"]]
+PENDING_CYCLES: list[list[str]] = []  # none left: any cycle fails
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

@@ -148,7 +148,7 @@ def test_evaluate_cli_scores_a_published_adapter(short_run, tmp_path):
     for key in ("english_rate", "tag_rate", "word_ok_rate", "n"):
         assert report["after"][key] == pytest.approx(results["after"][key]), key
         assert report["before"][key] == pytest.approx(results["before"][key]), key
-    assert (out / "eval.md").read_text().count("## Worst replies") == 2 and (out / "eval.png").exists()
+    assert (out / "eval.md").read_text().count("## Worst replies by fit") == 2 and (out / "eval.png").exists()
 
 
 def test_the_gate_judges_exactly_what_it_publishes(short_run, tmp_path):

@@ -30,6 +30,7 @@ from rl.nano.recipe import (
     Split,
     demo_split,
     fingerprint,
+    history_formats,
 )
 from rl.nano.sft import train_sft
 from rl.nano.steps import encode_pairs, train_steps
@@ -56,7 +57,7 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
 
     from rl.data import build_datasets, render_prompt
     from rl.generation import generate_replies
-    from rl.metrics import reply_rates
+    from rl.metrics import fit_rates, reply_rates
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -74,13 +75,20 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
     timings["data_s"] = time.perf_counter() - t0
     log.info("nano: data %s: %d train / %d held-out prompts", data, len(train_rows), len(held_rows))
 
-    # each training record in one of the two prompt formats, the same for pretraining and SFT
+    # each training record in one of the prompt formats (chat turns, or the history format in one of the
+    # renderings of conf/history/), the same for pretraining and SFT
+    presets = history_formats()
     format_rng = random.Random(recipe.seed + 4)
-    formats = ["history" if format_rng.random() < recipe.history_share else "messages" for _ in train_rows]
+    formats = [format_rng.choice(sorted(presets)) if format_rng.random() < recipe.history_share else "messages"
+               for _ in train_rows]
 
     def prompt_of(row: dict, prompt_format: str, turns: list[dict] | None = None) -> list[dict]:
+        """The row's prompt in "messages" or in the history format of preset `prompt_format`."""
         system = next((m["content"] for m in row["prompt"] if m["role"] == "system"), "")
-        return render_prompt(system, turns or [m for m in row["prompt"] if m["role"] != "system"], prompt_format)
+        turns = turns or [m for m in row["prompt"] if m["role"] != "system"]
+        if prompt_format == "messages":
+            return render_prompt(system, turns)
+        return render_prompt(system, turns, "history", presets[prompt_format])
 
     tmp = root.parent / f".{root.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -112,10 +120,11 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
                  prompt_lens[len(prompt_lens) // 2], prompt_lens[-1])
         model = build_model(recipe, tokenizer)
         n_params = sum(p.numel() for p in model.parameters())
-        # loss on the conversation and the reply, not on the system turn (which ends at the first eos)
+        # loss on the reply, or on the conversation and the reply, never on the system turn (ends at the first eos)
         pretrain_loss = train_steps(
             model, pretrain_pairs, recipe.pretrain_steps, recipe.pretrain_lr, recipe.batch_size, recipe.seed,
-            loss_from=lambda p: min(p.index(eos_id) + 1 if eos_id in p else 0, len(p) - 1),
+            loss_from=(lambda p: len(p) - 1) if recipe.pretrain_loss_on == "reply"
+            else (lambda p: min(p.index(eos_id) + 1 if eos_id in p else 0, len(p) - 1)),
             desc="nano pretrain", reply_weight=recipe.pretrain_reply_weight,
         )
         model.save_pretrained(str(tmp / "base"))
@@ -142,11 +151,17 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
 
         greedy = replies(held_prompts)
         sampled = replies([p for p in held_prompts for _ in range(recipe.sample_n)], sample=True)
-        history_greedy = replies([prompt_of(r, "history") for r in held_rows])
+        history_greedy = replies([prompt_of(r, "served") for r in held_rows])
         with peft_model.disable_adapter():
             base_greedy = replies(held_prompts)
         timings["evaluate_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_all
+
+        refs, intents = [r["reference_fast_response"] for r in held_rows], [r["intent"] for r in held_rows]
+
+        def rates(replies_: list[str]) -> dict:
+            fit = fit_rates(replies_, refs, intents)
+            return {**reply_rates(replies_), "fit_rate": fit["fit_rate"]}
 
         report = {
             "recipe_version": RECIPE_VERSION,
@@ -167,10 +182,10 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
             "torch_threads": torch.get_num_threads(),
             "timings": {k: round(v, 2) for k, v in timings.items()},
             "held_out": {
-                "sft_greedy": reply_rates(greedy),
+                "sft_greedy": rates(greedy),
                 "sft_sampled_t1": reply_rates(sampled),
-                "sft_greedy_history": reply_rates(history_greedy),
-                "base_greedy": reply_rates(base_greedy),
+                "sft_greedy_history_served": rates(history_greedy),
+                "base_greedy": rates(base_greedy),
             },
             "examples": [
                 {"child": r["child_reply"], "robot": r["last_robot_turn"], "reference": r["reference_fast_response"],

@@ -54,6 +54,19 @@ def demo_data_config() -> dict:
     return OmegaConf.to_container(OmegaConf.create(text), resolve=True)["data"]
 
 
+def history_formats() -> dict[str, dict]:
+    """name -> `data.history` of each preset in conf/history/ (default, served): the nano model learns
+    every rendering a user can pick, so `history=NAME` works on it without a rebuild."""
+    from omegaconf import OmegaConf
+
+    presets = {}
+    for entry in sorted(resources.files("conf").joinpath("history").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            presets[entry.name.removesuffix(".yaml")] = OmegaConf.to_container(
+                OmegaConf.create(entry.read_text(encoding="utf-8")), resolve=True)
+    return presets
+
+
 def demo_split() -> Split:
     return Split.from_data_config(demo_data_config())
 
@@ -77,6 +90,9 @@ class Recipe:
     pretrain_steps: int = 400
     pretrain_lr: float = 4e-3
     pretrain_reply_weight: float = 1.0  # extra weight on the reply tokens, on top of the conversation's
+    # "reply": loss on the reply only (the lm head over an 8k vocabulary is most of a step's compute, so
+    # this buys several times the steps); "conversation": on the turns too
+    pretrain_loss_on: str = "reply"
     main_answer_share: float = 0.5  # records whose pretraining text goes on with the <say> main answer
     noise_share: float = 0.3  # pretraining records with broad-vocabulary noise (rl.nano.pretrain)
     noise_words: int = 3000  # drawn from this many most common words per language
@@ -106,7 +122,8 @@ class Recipe:
 
 def fingerprint(recipe: Recipe, data: Path, split: Split) -> str:
     blob = json.dumps(
-        {"recipe": dataclasses.asdict(recipe), "split": dataclasses.asdict(split), "version": RECIPE_VERSION},
+        {"recipe": dataclasses.asdict(recipe), "split": dataclasses.asdict(split), "version": RECIPE_VERSION,
+         "history": history_formats()},
         sort_keys=True,
     ).encode()
     return hashlib.sha256(blob + Path(data).read_bytes()).hexdigest()[:16]
