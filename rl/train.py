@@ -17,6 +17,7 @@ This is the only module that sees Hydra's config; everything below it takes plai
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -187,6 +188,9 @@ def _train(config: dict, run_dir: Path) -> dict:
 
     adapter_dir = run_dir / "adapter"
     trainer.save_model(str(adapter_dir))
+    # with trainer.beta > 0 TRL keeps a frozen copy of the SFT adapter as "ref" (the KL anchor) and PEFT
+    # saves it beside the trained one: not part of what this run made, nor of what gets served
+    shutil.rmtree(adapter_dir / "ref", ignore_errors=True)
     log.info("adapter saved: %s", adapter_dir)
 
     # ---- evaluate the trained policy, report ----

@@ -38,6 +38,7 @@ def test_experiment_names_rewards_with_gates():
     assert specs["english_only"].gate and specs["no_say_tags"].gate
     assert not specs["word_count"].gate
     assert specs["word_count"].params["good_max_words"] == 6
+    assert not specs["reference_fit"].gate  # the guard against stock replies, under the gates
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,8 @@ def test_demo_prompts_are_short(nano):
         len(tok.apply_chat_template(to_example(r)["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
         for r in load_records(nano.data)
     )
-    assert lengths[len(lengths) // 2] < 120 and lengths[-1] < 200
+    # the users' guideline system prompt alone is ~350 tokens; most prompts are short
+    assert lengths[len(lengths) // 2] < 130 and lengths[-1] < 600
 
 
 @pytest.mark.slow

@@ -176,3 +176,23 @@ def test_the_gate_judges_exactly_what_it_publishes(short_run, tmp_path):
     with pytest.raises(GateRefused, match=rf"below the gate: english_rate {report['english_rate']:.4g} < 0.99"):
         publish_from_config(config, checkpoint)
     assert not (tmp_path / "serving").exists() or not list((tmp_path / "serving").glob(".versions/*/v*"))
+
+
+def test_evaluate_a_whole_test_file_under_the_served_prompt(short_run, tmp_path):
+    """data.eval_size=all evaluates every record of a file kept apart as a test set (no split, no training
+    prompts), here in the users' served format 2 under their system prompt."""
+    from rl.evaluate import evaluate_adapter
+
+    _, run_dir, _ = short_run
+    served_system = "This is conversation of Assistant and User. Must AI response in English, continues for conversation"
+    config = composed("+exp=english_only", "model=nano", "logging=none", f"adapter={run_dir / 'adapter'}",
+                      f"data.path={REPO / 'tests' / 'data' / 'unseen_pika.jsonl'}", "data.eval_size=all",
+                      "data.prompt_format=history", "history=served", f"data.system_prompt={served_system}",
+                      "compare_sft=false", config_name="evaluate_cli")
+    results = evaluate_adapter(config, tmp_path)
+    metrics = results["adapter"]
+    assert metrics["n"] == 60  # every record, though evaluate.n is 128 and the file has 60 conversations
+    assert set(metrics["by_intent"]) == {"positive", "negative", "neutral", "fallback", "silence"}
+    for key in ("english_rate", "empty_rate", "distinct_rate", "top_reply_rate", "fit_rate"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert json.loads((tmp_path / "eval.json").read_text()) == json.loads(json.dumps(results))

@@ -111,7 +111,7 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
         for row, prompt_format in zip(train_rows, formats):
             turns = [m for m in row["prompt"] if m["role"] != "system"]
             if noise.rng.random() < recipe.noise_share:
-                turns = noisy_turns(turns, row["intent"], noise)
+                turns = noisy_turns(turns, noise)
             pretrain_prompts.append(prompt_of(row, prompt_format, turns))
             pretrain_targets.append(pretrain_target(row, script_rng.random() < recipe.main_answer_share))
         pretrain_pairs = encode_pairs(tokenizer, pretrain_prompts, pretrain_targets)

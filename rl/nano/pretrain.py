@@ -3,11 +3,10 @@
 Two things make it more than a parrot of the demo's templates:
 - every record's prompt is rendered in one of the two prompt formats (chat turns, or the history
   rendering of the data config), so the base model answers either;
-- `noise_share` of the records get broader text from the tokenizer's word lists (`broad_noise`): a
-  run of common Vietnamese words added to the robot's turn, or, for off-topic and chit-chat records,
-  the child's reply replaced by common English words. The reference reply stays, so the model learns
-  that what it must answer is the child's last turn and that unknown robot words are no reason to stop
-  or switch language; and the embeddings of words the demo never uses get trained at all.
+- `noise_share` of the records get a run of common Vietnamese words (wordfreq's list, as the tokenizer)
+  added to the robot's last turn. The reference reply stays, so the model learns that what it must
+  answer is the child's last turn and that unknown robot words are no reason to stop or switch
+  language; and the embeddings of words the demo never uses get trained at all.
 """
 
 from __future__ import annotations
@@ -64,28 +63,21 @@ class BroadNoise:
 
     def __init__(self, n_words: int, rng: random.Random):
         self.vi = broad_words("vi", n_words)
-        self.en = [w for w in broad_words("en", n_words) if w.isalpha()]
         self.rng = rng
 
     def vietnamese(self) -> str:
         words = self.rng.sample(self.vi, self.rng.randint(4, 14))
         return words[0].capitalize() + " " + " ".join(words[1:]) + self.rng.choice([".", "!", "?", " nhé.", " nha!"])
 
-    def english(self) -> str:
-        words = self.rng.sample(self.en, self.rng.randint(1, 5))
-        return words[0].capitalize() + " " + " ".join(words[1:]) + self.rng.choice(["", ".", "!", "?"])
 
+def noisy_turns(turns: list[dict], noise: BroadNoise) -> list[dict]:
+    """The conversation with a run of common Vietnamese words added to its last robot turn.
 
-def noisy_turns(turns: list[dict], intent: str, noise: BroadNoise) -> list[dict]:
-    """The conversation with broad words in the last exchange: Vietnamese added to the last robot turn,
-    or (off-topic / chit-chat records) the child's reply replaced by English words."""
+    Only the robot's side: the child's reply decides the intent (a right word, a wrong one, babble), and
+    random English words there would teach the model that a right answer may be babble."""
     turns = [dict(t) for t in turns]
-    if intent in ("fallback", "neutral") and noise.rng.random() < 0.5:
-        turns[-1]["content"] = noise.english()
-        return turns
-    robot = max(i for i, t in enumerate(turns) if t["role"] == "assistant") if len(turns) > 1 else None
-    if robot is not None:
-        extra = noise.vietnamese()
-        before = noise.rng.random() < 0.5
-        turns[robot]["content"] = f"{extra} {turns[robot]['content']}" if before else f"{turns[robot]['content']} {extra}"
+    robot = [i for i, t in enumerate(turns) if t["role"] == "assistant"]
+    if robot:
+        extra, i = noise.vietnamese(), robot[-1]
+        turns[i]["content"] = f"{extra} {turns[i]['content']}" if noise.rng.random() < 0.5 else f"{turns[i]['content']} {extra}"
     return turns

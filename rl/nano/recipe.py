@@ -87,14 +87,14 @@ class Recipe:
     intermediate_size: int = 384
     max_position_embeddings: int = 1024
     # pretraining (clean targets)
-    pretrain_steps: int = 400
+    pretrain_steps: int = 500
     pretrain_lr: float = 4e-3
-    pretrain_reply_weight: float = 1.0  # extra weight on the reply tokens, on top of the conversation's
-    # "reply": loss on the reply only (the lm head over an 8k vocabulary is most of a step's compute, so
-    # this buys several times the steps); "conversation": on the turns too
-    pretrain_loss_on: str = "reply"
+    pretrain_reply_weight: float = 2.0  # extra weight on the reply tokens, on top of the conversation's
+    # "conversation": loss on the turns and the reply (a language model of the robot's and the child's
+    # text, robust to new turns); "reply": on the reply only (cheaper: the lm head is most of a step)
+    pretrain_loss_on: str = "conversation"
     main_answer_share: float = 0.5  # records whose pretraining text goes on with the <say> main answer
-    noise_share: float = 0.3  # pretraining records with broad-vocabulary noise (rl.nano.pretrain)
+    noise_share: float = 0.25  # pretraining records with broad-vocabulary noise (rl.nano.pretrain)
     noise_words: int = 3000  # drawn from this many most common words per language
     history_share: float = 0.3  # training records rendered in the history format (the rest as chat turns)
     # SFT LoRA (leaky targets)
