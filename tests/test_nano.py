@@ -125,6 +125,21 @@ def test_tokenizer_round_trips_text_and_keeps_special_tokens_whole(nano):
 
 
 @pytest.mark.slow
+def test_tokenizer_knows_common_words_the_demo_never_uses(nano):
+    """Trained on wordfreq's common English and Vietnamese words too: unseen words are whole tokens or a
+    couple of pieces, not raw bytes."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(nano.base))
+    demo_text = nano.data.read_text(encoding="utf-8").lower()
+    words = ["picture", "sitting", "window", "happy", "tranh", "người", "những", "được"]
+    unseen = [w for w in words if w not in demo_text]
+    assert len(unseen) >= 5, unseen
+    for word in unseen:
+        assert len(tok(" " + word, add_special_tokens=False)["input_ids"]) <= 2, word
+
+
+@pytest.mark.slow
 def test_chat_template_is_chatml_with_generation_prompt(nano):
     from transformers import AutoTokenizer
 
