@@ -27,7 +27,7 @@ import torch
 from rewards.compose import RewardSpec, build_raw_funcs, combine, score_batch
 from rewards.fit import similarity
 from rl.generation import generate_replies
-from rl.metrics import METRICS, fit_flags, fit_rates, reply_rates
+from rl.metrics import METRICS, fit_flags, fit_rates, metrics_line, reply_rates
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
         metrics, rows[name] = evaluate_policy(policy, tokenizer, held_out, specs, n, eval_cfg["batch_size"],
                                               eval_cfg["max_new_tokens"], **outside)
         results[name] = stamp(metrics, path)  # what rl.publish matches: the gate judges exactly this adapter
-        log.info("%s (%s): %s", name, path, ", ".join(f"{k}={v}" for k, v in results[name].items()))
+        log.info("%s (%s): %s", name, path, metrics_line(results[name]))
     if len(results) == 1:
         results = {"adapter": results["after"]}
         rows = {"adapter": rows["after"]}

@@ -91,3 +91,10 @@ def fit_rates(replies: list[str], references: list[str], intents: list[str], fla
             "top_reply": collapse["top_reply"],
         }
     return {"fit_rate": sum(fit) / n, "reference_similarity": sum(sims) / n, "by_intent": by_intent}
+
+
+def metrics_line(metrics: dict) -> str:
+    """One console line of an evaluation: the METRICS that have a value, floats to 3 places (the
+    per-intent breakdown and the top reply stay in eval.json / eval.md)."""
+    return ", ".join(f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+                     for k in METRICS if metrics.get(k) is not None)

@@ -72,6 +72,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     from rewards.compose import build_reward_funcs, is_async
     from rl.data import EVAL_ALL, build_datasets
     from rl.evaluate import evaluate_policy
+    from rl.metrics import metrics_line
     from rl.model import ensure_built, load_policy
     from rl.adapter_files import stamp
     from rl.report import write_report
@@ -137,7 +138,7 @@ def _train(config: dict, run_dir: Path) -> dict:
             metrics, rows["before"] = evaluate()
             results["before"] = stamp(metrics, model_cfg["adapter_path"])
             save_before(before_file, results["before"], rows["before"])
-        log.info("before (SFT): %s", _metrics_line(results["before"]))
+        log.info("before (SFT): %s", metrics_line(results["before"]))
 
     # ---- train ----
     # imported after the model: Unsloth swaps in its own GRPOTrainer when it loads
@@ -197,7 +198,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     if eval_cfg["enabled"]:
         metrics, rows["after"] = evaluate()
         results["after"] = stamp(metrics, adapter_dir)  # what a publish of adapter/ is gated on
-        log.info("after (GRPO): %s", _metrics_line(results["after"]))
+        log.info("after (GRPO): %s", metrics_line(results["after"]))
         write_report(run_dir, results, rows)
         tracker.log_evaluation(results, rows, run_dir / "eval.png")
     tracker.finish()
@@ -229,11 +230,6 @@ def _reward_specs(config: dict):
             raise UserError(f"{err} (set judge.required=false to train without it)") from None
         log.warning("judge: %s; continuing, judge_coherence gives no score while it is down", err)
     return specs, {"judge": judge}
-
-
-def _metrics_line(metrics: dict) -> str:
-    shown = {k: v for k, v in metrics.items() if k not in ("adapter_sha256", "adapter_path")}
-    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
 def _overrides() -> list[str]:

@@ -167,3 +167,22 @@ def test_report_shows_collapse_fit_and_the_worst_replies_by_fit(tmp_path):
     worst_by_fit = md.split("## Worst replies by fit (after)")[1].split("##")[0]
     assert "| Chicken! | Nice try! Let's try again! | Perfect! | no (0.00) |" in worst_by_fit
     assert (tmp_path / "eval.png").stat().st_size > 10_000
+
+
+def test_rollout_metrics_show_collapse_per_step():
+    from rl.rollout_metrics import rollout_metrics
+
+    varied = rollout_metrics(["Great job!", "Nice try!", "Take your time!", "Hello there!"])
+    stock = rollout_metrics([[{"role": "assistant", "content": "Perfect!"}]] * 3 + [[{"role": "assistant", "content": ""}]])
+    assert varied["rollout/distinct_rate"] == 1.0 and varied["rollout/empty_rate"] == 0.0
+    assert stock["rollout/distinct_rate"] == 0.5 and stock["rollout/empty_rate"] == 0.25
+
+
+def test_wandb_summary_has_every_evaluation_number_flat():
+    from rl.tracking import summary_metrics
+
+    values = {"english_rate": 1.0, "fit_rate": 0.5, "judge_mean": None, "top_reply": "Perfect!", "n": 9,
+              "by_intent": {"negative": {"n": 3, "fit_rate": 0.0, "top_reply": "Perfect!"}}}
+    assert summary_metrics("after", values) == {"eval/after/english_rate": 1.0, "eval/after/fit_rate": 0.5,
+                                                "eval/after/n": 9, "eval/after/negative/n": 3,
+                                                "eval/after/negative/fit_rate": 0.0}

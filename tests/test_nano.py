@@ -17,7 +17,7 @@ import pytest
 
 from rl import nano as nano_mod
 from rl.generation import generate_replies
-from rl.metrics import reply_rates
+from rl.metrics import fit_rates, reply_rates
 from rl.nano import Recipe, Split, ensure_nano, leak_kind, leaky_target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,8 @@ def example(child="Cat!", robot="Con mèo trong tiếng Anh là gì nhỉ?", int
 def held_out_rows(data=DEMO):
     from rl.data import build_datasets
 
-    _, held_out = build_datasets(data, "messages", eval_size=128, split_seed=0)
+    split = nano_mod.demo_split()
+    _, held_out = build_datasets(data, "messages", eval_size=split.eval_size, split_seed=split.split_seed)
     return held_out.to_list()
 
 
@@ -207,18 +208,24 @@ def test_sft_adapter_names_its_base_and_keeps_training(nano):
 @pytest.mark.slow
 def test_sft_adapter_shows_the_leak_greedily_and_the_base_does_not(nano):
     """The adapter, reloaded from disk, reproduces the build's held-out rates: English <= 70%, tags and
-    long replies present; the base model alone answers English."""
+    long replies present; the base model alone answers English, and fits far better than the leaky SFT."""
     model, tok = load_sft(nano)
-    prompts = [r["prompt"] for r in held_out_rows(nano.data)]
-    rates = reply_rates(generate(model, tok, prompts, False, 0, 24))
+    held = held_out_rows(nano.data)
+    prompts = [r["prompt"] for r in held]
+    refs, intents = [r["reference_fast_response"] for r in held], [r["intent"] for r in held]
+    sft_replies = generate(model, tok, prompts, False, 0, 24)
+    rates = reply_rates(sft_replies)
     assert rates["english_rate"] <= 0.70
-    assert rates["tag_rate"] >= 0.05 and rates["word_ok_rate"] <= 0.97
+    assert rates["tag_rate"] >= 0.02 and rates["word_ok_rate"] <= 0.97
     built = json.loads((nano.base.parent / nano_mod.BUILD_FILE).read_text())["held_out"]["sft_greedy"]
-    for key in ("english_rate", "tag_rate", "word_ok_rate"):
-        assert rates[key] == pytest.approx(built[key], abs=0.05), key
+    for key in ("english_rate", "tag_rate", "word_ok_rate", "distinct_rate", "fit_rate"):
+        value = fit_rates(sft_replies, refs, intents)[key] if key == "fit_rate" else rates[key]
+        assert value == pytest.approx(built[key], abs=0.05), key
     with model.disable_adapter():
-        base = reply_rates(generate(model, tok, prompts, False, 0, 24))
+        base_replies = generate(model, tok, prompts, False, 0, 24)
+    base = reply_rates(base_replies)
     assert base["english_rate"] >= 0.9 and base["tag_rate"] <= 0.02
+    assert fit_rates(base_replies, refs, intents)["fit_rate"] >= 0.6 and built["fit_rate"] <= 0.6
 
 
 @pytest.mark.slow
@@ -263,6 +270,40 @@ def test_tiny_builds_are_deterministic_complete_and_reused(tmp_path):
     assert build["split"] == {"eval_size": 16, "split_seed": 0}
     ensure_nano(a.base.parent, force=True, data=DEMO, recipe=TINY, split=SMALL_SPLIT)
     assert (a.sft / "adapter_model.safetensors").stat().st_mtime_ns != stamp
+
+
+def test_the_build_split_is_the_data_config_of_model_nano():
+    """The held-out prompts training evaluates on are the ones the build kept out of SFT: one split, read
+    from conf/data/demo.yaml, not a copy of its numbers."""
+    from tests.composed import composed
+
+    data = composed("+exp=english_only", "model=nano")["data"]
+    assert nano_mod.demo_split() == Split(eval_size=data["eval_size"], split_seed=data["split_seed"])
+    assert Split.from_data_config({**data, "eval_size": 64, "split_seed": 3}) == Split(64, 3)
+    with pytest.raises(ValueError, match="data.eval_size=all"):
+        Split.from_data_config({**data, "eval_size": "all"})
+
+
+def test_training_builds_from_its_own_data_path_and_split(tmp_path, monkeypatch):
+    """ensure_built honours data.path and the split (training); evaluation reuses whatever build exists."""
+    import rl.nano
+    from rl.model import ensure_built
+
+    calls = []
+    monkeypatch.setattr(rl.nano, "ensure_nano", lambda root, **kw: calls.append((root, kw)))
+    model = {"build_if_missing": True, "name_or_path": str(tmp_path / "nano" / "base")}
+    ensure_built(model, {"path": "my/data.jsonl", "eval_size": 32, "split_seed": 5})
+    assert calls == [(tmp_path / "nano", {"data": Path("my/data.jsonl"), "split": Split(32, 5)})]
+    calls.clear()
+    ensure_built(model)  # evaluation, nothing built yet: the demo build
+    assert calls == [(tmp_path / "nano", {})]
+    for rel in ("base/config.json", "base/tokenizer.json", "sft/adapter_config.json", nano_mod.BUILD_FILE):
+        (tmp_path / "nano" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "nano" / rel).write_text("{}")
+    calls.clear()
+    ensure_built(model)  # evaluation of an existing build: never rebuilt under the adapter it evaluates
+    assert calls == []
+    assert ensure_built({"build_if_missing": False, "name_or_path": "x"}, {"path": "y"}) is None and calls == []
 
 
 def test_a_head_dim_vllm_cpu_cannot_run_is_refused():

@@ -187,7 +187,7 @@ def test_evaluate_a_whole_test_file_under_the_served_prompt(short_run, tmp_path)
     served_system = "This is conversation of Assistant and User. Must AI response in English, continues for conversation"
     config = composed("+exp=english_only", "model=nano", "logging=none", f"adapter={run_dir / 'adapter'}",
                       f"data.path={REPO / 'tests' / 'data' / 'unseen_pika.jsonl'}", "data.eval_size=all",
-                      "data.prompt_format=history", "history=served", f"data.system_prompt={served_system}",
+                      "data.prompt_format=history", "history=served", f'data.system_prompt="{served_system}"',
                       "compare_sft=false", config_name="evaluate_cli")
     results = evaluate_adapter(config, tmp_path)
     metrics = results["adapter"]

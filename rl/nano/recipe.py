@@ -77,8 +77,8 @@ class Recipe:
 
     seed: int = 0
     # tokenizer: the training split plus this many of wordfreq's most common English and Vietnamese words
-    vocab_size: int = 8192
-    tokenizer_words: int = 3000
+    vocab_size: int = 4096
+    tokenizer_words: int = 2000
     # model (head_dim = hidden_size / num_heads must be one of VLLM_CPU_HEAD_DIMS)
     hidden_size: int = 128
     num_layers: int = 3
@@ -87,7 +87,7 @@ class Recipe:
     intermediate_size: int = 384
     max_position_embeddings: int = 1024
     # pretraining (clean targets)
-    pretrain_steps: int = 500
+    pretrain_steps: int = 800
     pretrain_lr: float = 4e-3
     pretrain_reply_weight: float = 2.0  # extra weight on the reply tokens, on top of the conversation's
     # "conversation": loss on the turns and the reply (a language model of the robot's and the child's

@@ -33,6 +33,9 @@ CHAT_TEMPLATE = (
 )
 
 
+WORD_LIST_REPEATS = 8
+
+
 def broad_words(language: str, n: int) -> list[str]:
     """The `n` most frequent words of a language from wordfreq's bundled lists (no download)."""
     from wordfreq import top_n_list
@@ -50,7 +53,8 @@ def tokenizer_corpus(train_rows: list[dict], extra_words: int, extra_texts: tupl
     if extra_words:
         for language in ("en", "vi"):
             words = broad_words(language, extra_words)
-            texts += [" ".join(words), " ".join(w[:1].upper() + w[1:] for w in words)]
+            # repeated: BPE merges by frequency, and once each the demo's own text would take every merge
+            texts += [" ".join(words), " ".join(w[:1].upper() + w[1:] for w in words)] * WORD_LIST_REPEATS
     return texts
 
 
