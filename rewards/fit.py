@@ -108,4 +108,5 @@ def fits(reply: str, reference: str, intent: str | None, bank: ReferenceBank | N
 def reference_fit(prompts=None, completions=None, reference_fast_response=None, **kwargs) -> list[float | None]:
     """Reward: similarity of each completion to its record's reference fast response (None without one)."""
     refs = reference_fast_response or [None] * len(completions)
-    return [None if ref is None else similarity(completion_text(c), ref) for c, ref in zip(completions, refs)]
+    return [None if not ref or not str(ref).strip() else similarity(completion_text(c), ref)
+            for c, ref in zip(completions, refs)]

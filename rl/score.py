@@ -92,6 +92,9 @@ def score_rows(rows: list[tuple[dict, str, dict]], specs: list[RewardSpec], data
         batch = rows[start : start + batch_size]
         examples = [to_example(record, data_cfg.get("prompt_format", "messages"), data_cfg.get("system_prompt"),
                                data_cfg.get("history")) for _, _, record in batch]
+        for example, (row, name, _) in zip(examples, batch):
+            if name == "assistant_fast_response" or not row.get("assistant_fast_response"):
+                example["reference_fast_response"] = ""  # nothing to fit: the scored text itself, or none given
         completions = [row[name] for row, name, _ in batch]
         columns = {key: [ex[key] for ex in examples] for key in examples[0] if key != "prompt"}
         prompts = [ex["prompt"] for ex in examples]

@@ -27,9 +27,10 @@ FUNCS, WEIGHTS = build_reward_funcs(SPECS)
 
 # ---------------------------------------------------------------- parse_specs / builders
 
-def test_exp_config_names_the_three_rewards_with_gates():
+def test_exp_config_names_its_rewards_with_gates():
     assert [(s.name, s.weight, s.gate) for s in SPECS] == [
-        ("english_only", 1.0, True), ("no_say_tags", 1.0, True), ("word_count", 1.0, False)]
+        ("english_only", 1.0, True), ("no_say_tags", 1.0, True), ("word_count", 1.0, False),
+        ("reference_fit", 1.0, False)]
     assert SPECS[2].params["best_max_words"] == 3
 
 
