@@ -64,7 +64,7 @@ cu13 = sorted(n for n in got if re.search(r"cu13|cuda.*13", n) or (n == "cuda-to
 cu12 = sorted(n for n in got if re.search(r"-cu12$", n))
 rows = [
     ("packages", str(len(got))),
-    ("torch", f"{version('torch')} ({torch_cuda} build)"),
+    ("torch", f"{version('torch')} ({torch_cuda})"),
     *((name, version(name)) for name in
       ("vllm", "trl", "transformers", "peft", "accelerate", "datasets", "unsloth", "unsloth-zoo", "xformers",
        "torchao", "bitsandbytes", "flashinfer-python", "triton")),
