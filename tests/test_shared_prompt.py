@@ -16,6 +16,8 @@ import torch
 from tests.composed import composed
 
 LOGP_TOL = 1e-5  # float32
+# an entropy sums p log p over the whole vocabulary: float32 rounding grows with it (measured up to 1.3e-5 at 4,096)
+ENTROPY_TOL = 5e-5
 GRAD_REL_TOL = 1e-4
 
 
@@ -103,7 +105,7 @@ def test_logps_entropies_and_gradients_match_trl(trainer, nano, prompt_format, g
                                                                       compute_entropy=True)
     assert not trainer.share_prompt_off
     assert (ours - theirs).abs()[scored].max() < LOGP_TOL
-    assert (our_entropy - their_entropy).abs()[scored].max() < LOGP_TOL
+    assert (our_entropy - their_entropy).abs()[scored].max() < ENTROPY_TOL
     their_grads = torch.autograd.grad((theirs * weights * scored).sum(), params)
     our_grads = torch.autograd.grad((ours * weights * scored).sum(), params)
     for a, b in zip(our_grads, their_grads):
