@@ -108,11 +108,12 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
     from rl.data import EVAL_ALL, build_datasets
     from rl.model import ensure_built, load_policy
     from rl.report import write_report
-    from rl.tracking import start_tracking
+    from rl.tracking import check_tracking, start_tracking
 
     model_cfg, data_cfg, eval_cfg = config["model"], config["data"], config["evaluate"]
     if config.get("cpu_threads"):
         torch.set_num_threads(config["cpu_threads"])
+    check_tracking(config["logging"])  # a WANDB_MODE typo, before any work
     ensure_built(model_cfg)
     adapter = Path(config["adapter"])
     _, held_out = build_datasets(data_cfg["path"], data_cfg["prompt_format"], data_cfg.get("system_prompt"),

@@ -89,6 +89,14 @@ def wandb_mode(env=os.environ) -> str:
     return "online" if env.get("WANDB_API_KEY") else "offline"
 
 
+def check_tracking(logging_cfg: dict) -> None:
+    """The logging settings and WANDB_MODE make sense (ValueError, one line); what start_tracking needs."""
+    if logging_cfg.get("backend", "none") not in ("wandb", "none"):
+        raise ValueError(f"logging.backend: expected 'wandb' or 'none', got {logging_cfg['backend']!r}")
+    if logging_cfg.get("backend") == "wandb":
+        wandb_mode()
+
+
 @contextmanager
 def _without_key(mode: str) -> Iterator[None]:
     """Offline, W&B gets no key: not in its settings, not in the service process it starts."""

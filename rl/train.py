@@ -80,7 +80,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     from rl.rollout import check_available, grpo_args, trainer_hooks
     from rl.rollout_metrics import WithRolloutMetrics
     from rl.shared_prompt import shared_prompt_trainer
-    from rl.tracking import start_tracking
+    from rl.tracking import check_tracking, start_tracking
 
     model_cfg, data_cfg, rollout = config["model"], config["data"], config["rollout"]
     trainer_cfg, eval_cfg = config["trainer"], config["evaluate"]
@@ -92,6 +92,7 @@ def _train(config: dict, run_dir: Path) -> dict:
                         "use it with rl.evaluate (python -m rl.evaluate ... data.path=FILE data.eval_size=all)")
     # a GPU-only choice on a machine without it fails here, before minutes of loading
     check_available(rollout.get("backend", "hf"))
+    check_tracking(config["logging"])  # a WANDB_MODE typo, before the model loads
     if model_cfg.get("backend") == "unsloth":
         from rl.model_unsloth import check_available as check_unsloth
 

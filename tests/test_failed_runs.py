@@ -3,6 +3,7 @@ dir's log; a run that failed before doing any work leaves no run dir behind."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,15 @@ def test_a_run_that_fails_after_training_keeps_its_dir_and_its_log_says_why(nano
     log_lines = (run_dir / "train.log").read_text().strip().splitlines()
     assert log_lines[-1].endswith(error)  # the run dir says how the run ended
     assert not (tmp_path / "serving").exists() or not list((tmp_path / "serving").glob(".versions/*/v*"))
+
+
+def test_a_wandb_mode_typo_stops_the_run_before_any_work(nano, tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "ofline"}
+    done = subprocess.run([sys.executable, "-m", "rl.train", "+exp=english_only", "model=nano", f"hydra.run.dir={run_dir}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: WANDB_MODE: expected online, offline or disabled, got 'ofline'"
+    )
+    assert not run_dir.exists()
