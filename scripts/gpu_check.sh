@@ -32,14 +32,10 @@ case "$mode" in
       --ignore-installed --report "$tmp/report.json" -r "$dir/requirements.txt"
     "$tmp/venv/bin/python" - "$tmp/report.json" > "$tmp/pins.txt" <<'PY'
 import json, re, sys
-from pip._vendor.packaging.requirements import Requirement  # a fresh venv has only pip
-items = json.load(open(sys.argv[1]))["install"]
-norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-torch_deps = {norm(Requirement(r).name) for i in items if norm(i["metadata"]["name"]) == "torch"
-              for r in i["metadata"].get("requires_dist") or []}
-for item in items:  # torch is on the GPU machine already, and with it its own dependencies
-    name, version = norm(item["metadata"]["name"]), item["metadata"]["version"]
-    if name != "torch" and name not in torch_deps and not re.match(r"(triton|nvidia-.*|cuda-.*)$", name):
+for item in json.load(open(sys.argv[1]))["install"]:
+    name, version = item["metadata"]["name"].lower(), item["metadata"]["version"]
+    # torch's own dependencies stay: other packages may need other versions of them (fsspec for datasets)
+    if not re.match(r"(torch|triton|nvidia-.*|cuda-.*)$", name):
         print(f"{name}=={version}")
 PY
     env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null "$tmp/venv/bin/pip" download -q --no-deps \
