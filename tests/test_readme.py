@@ -129,3 +129,12 @@ def test_real_job_commands_that_need_no_gpu_work_as_written(fresh):
     for command in cpu_ones:
         result = run(command, workdir, timeout=120)
         assert result.returncode == 0 and "exp_name: english_only" in result.stdout, command + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module", ["rl.train", "rl.evaluate", "rl.publish", "rl.score", "rl.launch", "rl.data", "rl.nano"])
+def test_every_cli_help_starts_with_its_own_usage(module, tmp_path):
+    result = run(f"python -m {module} --help", tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    head = result.stdout.lstrip().splitlines()[:8]
+    assert any(f"python -m {module}" in line for line in head), head
+    assert "powered by Hydra" not in result.stdout.split("\n\n")[0]
