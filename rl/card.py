@@ -16,6 +16,9 @@ METRICS = (
     ("english_rate", "English replies", "higher"),
     ("tag_rate", "replies with `<say>` tags", "lower"),
     ("word_ok_rate", "replies of the allowed length", "higher"),
+    ("empty_rate", "empty replies", "lower"),
+    ("distinct_rate", "distinct replies (collapse: near 1/n)", "higher"),
+    ("fit_rate", "replies that fit their conversation", "higher"),
     ("judge_mean", "judge coherence (0-1)", "higher"),
     ("reward_mean", "total reward", "higher"),
 )

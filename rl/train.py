@@ -243,11 +243,6 @@ def _reward_specs(config: dict):
     return specs, {"judge": judge}
 
 
-def _metrics_line(metrics: dict) -> str:
-    shown = {k: v for k, v in metrics.items() if k not in ("adapter_sha256", "adapter_path")}
-    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
-
-
 def _point_latest(run_dir: Path, exp_name: str) -> None:
     """checkpoints/<exp>/latest -> the newest finished run, so commands can name it without the time."""
     run_dir = Path(run_dir).resolve()  # resumed through .../latest: point at the real folder
