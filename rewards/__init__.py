@@ -7,6 +7,7 @@
 
 from rewards.english import english_only
 from rewards.length import word_count
+from rewards.speakable import speakable
 from rewards.tags import no_say_tags
 
-__all__ = ["english_only", "word_count", "no_say_tags"]
+__all__ = ["english_only", "word_count", "no_say_tags", "speakable"]

@@ -34,6 +34,14 @@ def _reference_fit(params):
     return reference_fit
 
 
+def _speakable(params):
+    from rewards.speakable import speakable
+
+    if params:
+        raise ValueError(f"rewards.speakable takes no params, got {sorted(params)}")
+    return speakable
+
+
 def _judge_coherence(params, judge=None, group_size=None):
     # judge: the `judge:` config group as a plain dict; group_size: GRPO's num_generations (None offline).
     # params override judge keys for this reward (e.g. prompt_template); unknown ones are a ValueError.
@@ -49,6 +57,7 @@ REGISTRY: dict[str, Callable[..., Callable]] = {
     "word_count": _word_count,
     "no_say_tags": _no_say_tags,
     "reference_fit": _reference_fit,
+    "speakable": _speakable,
     "judge_coherence": _judge_coherence,
 }
 

@@ -5,7 +5,9 @@
 Serves `GET /v1/models` and `POST /v1/chat/completions` (one thread per connection, so `latency`
 overlaps like a batching server's). By default it answers a valid verdict whose score is a hash of the
 prompt (deterministic, all of 1-5); `answer` (prompt -> text) and `status` change that for fault tests.
-It counts requests and the most requests in flight at once, and remembers Authorization headers.
+It counts requests and the most requests in flight at once, and remembers Authorization headers and
+each request's `response_format` (`refuse_response_format` answers those with HTTP 400, as a server
+without structured output does).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def hashed_verdict(prompt: str) -> str:
     score = 1 + int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 5
+    quality = ("none", "poor", "adequate", "good", "perfect")[score - 1]
     return json.dumps(
-        {"intent_score": score, "reasoning": "fake judge", "intent_detected": "?", "alignment_quality": "fake"}
+        {"intent_score": score, "reasoning": "fake judge", "intent_detected": "unknown", "alignment_quality": quality}
     )
 
 
@@ -35,12 +38,16 @@ class FakeJudge:
         status: int = 200,
         fail_first: int = 0,
         port: int = 0,
+        refuse_response_format: bool = False,
     ):
         self.latency = latency
         self.model = model
         self.answer = answer
         self.status = status  # HTTP status of chat answers (500: a failing judge)
         self.fail_first = fail_first  # the first N chat requests get HTTP 503 (retry tests)
+        # HTTP 400 for requests carrying response_format, as servers without structured output answer
+        self.refuse_response_format = refuse_response_format
+        self.response_formats: list = []  # each chat request's response_format (None: none sent)
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -82,6 +89,9 @@ class FakeJudge:
                 return 503, json.dumps({"error": "warming up"})
             if self.status != 200:
                 return self.status, json.dumps({"error": "fake failure"})
+            self.response_formats.append(body.get("response_format"))
+            if self.refuse_response_format and "response_format" in body:
+                return 400, json.dumps({"error": "response_format is not supported"})
             prompt = body["messages"][-1]["content"]
             message = {"role": "assistant", "content": self.answer(prompt)}
             choice = {"index": 0, "message": message, "finish_reason": "stop"}

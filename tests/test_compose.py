@@ -29,9 +29,9 @@ FUNCS, WEIGHTS = build_reward_funcs(SPECS)
 
 def test_exp_config_names_its_rewards_with_gates():
     assert [(s.name, s.weight, s.gate) for s in SPECS] == [
-        ("english_only", 1.0, True), ("no_say_tags", 1.0, True), ("word_count", 1.0, False),
+        ("english_only", 1.0, True), ("no_say_tags", 1.0, True), ("speakable", 1.0, True), ("word_count", 1.0, False),
         ("reference_fit", 1.0, False)]
-    assert SPECS[2].params["best_max_words"] == 3
+    assert SPECS[3].params["best_max_words"] == 3
 
 
 @pytest.mark.parametrize("cfg, message", [
@@ -68,9 +68,11 @@ def test_unknown_reward_name_in_config_fails_at_build():
 
 
 def test_combine_applies_gates_and_treats_none_as_zero():
-    assert combine({"english_only": 1.0, "no_say_tags": 1.0, "word_count": 0.8}, SPECS) == pytest.approx(2.8)
-    assert combine({"english_only": 0.0, "no_say_tags": 1.0, "word_count": 1.0}, SPECS) == pytest.approx(1.0)
-    assert combine({"english_only": 1.0, "no_say_tags": 1.0, "word_count": None}, SPECS) == pytest.approx(2.0)
+    ok = {"english_only": 1.0, "no_say_tags": 1.0, "speakable": 1.0}
+    assert combine({**ok, "word_count": 0.8}, SPECS) == pytest.approx(3.8)
+    assert combine({**ok, "english_only": 0.0, "word_count": 1.0}, SPECS) == pytest.approx(2.0)
+    assert combine({**ok, "speakable": 0.0, "word_count": 1.0}, SPECS) == pytest.approx(2.0)
+    assert combine({**ok, "word_count": None}, SPECS) == pytest.approx(3.0)
 
 
 # ---------------------------------------------------------------- the gate property

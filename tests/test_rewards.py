@@ -31,15 +31,53 @@ REPLIES = Path(__file__).parent / "data" / "short_replies.tsv"
     ("Merci !", False), ("¡Hola!", False), ("Danke!", False), ("Bagus sekali!", False), ("你好！", False),
     ("こんにちは", False), ("안녕하세요", False), ("สวัสดี", False), ("Привет!", False),
     ("", False), ("   \n\t", False), ("🎉🎉🎉", False), ("!!!", False),
+    # v2: Telex / VNI keystrokes, Vietnamese food, festivals, places and names inside English, syllable drills
+    ("gioir quas", False), ("Ddungs rooif!", False), ("Tootj vowif!", False), ("gio3i qua1", False),
+    ("d9u1ng ro62i", False), ("Tuye65t vo72i!", False), ("Great, gioir laams!", False), ("Box!", True),
+    ("Yummy phở!", True), ("I love bánh mì!", True), ("Happy Tết!", True), ("Happy Tet!", True),
+    ("Let's eat bún chả!", True), ("Wow, Hà Nội!", True), ("Phở!", False), ("Great job, Khánh!", True),
+    ("Đúng!", False), ("Yes, Đúng rồi!", False), ("Ba-na-na!", True), ("El-e-phant!", True), ("Hee-haw!", True),
+    ("Magaling!", False), ("Pintar sekali!", False), ("Dobra robota", False), ("Hola!", False),
 ])
 def test_english_only_decides_real_replies(text, expected):
     assert is_english(text) is expected
     assert english_only(prompts=None, completions=[text]) == [1.0 if expected else 0.0]
 
 
-def _labeled():
-    rows = [line.split("\t") for line in REPLIES.read_text(encoding="utf-8").splitlines()[1:]]
+def _labeled(path: Path = REPLIES):
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:]]
     return [(text, label, int(words)) for text, label, words in rows]
+
+
+@pytest.mark.parametrize("reply, robot, child, echoed", [
+    ("Dam!", 'Từ "dam" nghĩa là con đập. Con đọc nhé!', "Dam!", True),  # the lesson word, quoted by the robot
+    ("Den!", "Con thấy gì trong hình?", "I see a den!", True),  # the child said it, in English
+    ("Great job, Kiên!", "Chào Kiên, hôm nay mình học nhé!", "", True),  # the child's name, mid-sentence
+    ("Cam on!", "Con nói cảm ơn đi nào!", "", False),  # Vietnamese in the robot turn echoes nothing
+    ("Gioi qua!", "Giỏi quá! Tiếp nha.", "gioi qua", False),  # the child typed Vietnamese: no echo
+])
+def test_english_only_uses_the_conversation(reply, robot, child, echoed):
+    """A word the conversation uses in English counts when the reply echoes it; without it, it does not."""
+    columns = {"last_robot_turn": [robot], "child_reply": [child], "main_answer": [""]}
+    assert english_only(prompts=None, completions=[reply], **columns) == [1.0 if echoed else 0.0]
+    prompt = [{"role": "assistant", "content": robot}] + ([{"role": "user", "content": child}] if child else [])
+    assert english_only(prompts=[prompt], completions=[reply]) == [1.0 if echoed else 0.0]
+    if echoed:
+        assert is_english(reply) is False  # the echo made the difference
+
+
+def test_blind_round_3_beats_fasttext_alone_by_far():
+    """Round 3 (tests/data/blind_round3.tsv) was written before its misses were looked at; after the
+    v2 rules english_only errs at most 7% in each direction there, fastText alone 22-39%."""
+    from rewards.english import fasttext_label
+
+    rows = _labeled(REPLIES.parent / "blind_round3.tsv")
+    english = [t for t, label, _ in rows if label == "en"]
+    vietnamese = [t for t, label, _ in rows if label in ("vi", "mixed")]
+    assert len(rows) >= 250
+    assert sum(not is_english(t) for t in english) <= 0.07 * len(english)
+    assert sum(is_english(t) for t in vietnamese) <= 0.07 * len(vietnamese)
+    assert sum(fasttext_label(t)[0] == "en" for t in vietnamese) >= 0.3 * len(vietnamese)
 
 
 def test_labeled_set_is_large_and_short():
@@ -167,7 +205,8 @@ def test_registry_rejects_unknown_names_and_params(name, params, message):
         get_reward(name, params)
 
 
-@pytest.mark.parametrize("module", ["rewards", "rewards.text", "rewards.english", "rewards.length", "rewards.tags"])
+@pytest.mark.parametrize("module", ["rewards", "rewards.text", "rewards.english", "rewards.length", "rewards.tags",
+                                    "rewards.speakable", "rewards.judge.protocol"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

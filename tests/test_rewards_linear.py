@@ -13,10 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rewards import english_only, no_say_tags, word_count
+from rewards import english_only, no_say_tags, speakable, word_count
+from rewards.judge.context import Context, context_from_prompt, render
+from rewards.judge.protocol import parse_intent_score
+from rewards.judge.settings import load_template
 
 SIZE = 1_000_000
-REWARDS = [english_only, word_count, no_say_tags]
+REWARDS = [english_only, word_count, no_say_tags, speakable]
+TEMPLATE = load_template(None)
 # Units whose runs once triggered (or could trigger) backtracking: whitespace before/after "say", "<",
 # "/", escapes, entities, digits and separators (numbers), combining marks, emoji with modifiers.
 UNITS = [" ", "\n", "\t", "\u00a0", "<", "< ", "say", "say ", "say/", "/ ", "&lt;", "&amp;", "&#", "&#60",
@@ -34,6 +38,11 @@ def _score_all(text: str) -> None:
     for reward in REWARDS:
         scores = reward(prompts=None, completions=[text])
         assert len(scores) == 1 and isinstance(scores[0], float) and 0.0 <= scores[0] <= 1.0, reward.__name__
+    # the judge: context read from a flooded prompt, the prompt built from flooded fields, a flooded answer parsed
+    context = context_from_prompt([{"role": "assistant", "content": text}, {"role": "user", "content": text}])
+    assert len(render(TEMPLATE, Context(text, text, text), text)) < 60_000  # fields are cut: a bounded prompt
+    assert context_from_prompt(text) is not None and isinstance(context, Context)
+    assert parse_intent_score(text) is None or 1.0 <= parse_intent_score(text) <= 5.0
 
 
 @pytest.mark.parametrize("text", [

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rewards import english_only, no_say_tags, word_count
+from rewards import english_only, no_say_tags, speakable, word_count
 from rewards.length import WordCount
 
-REWARDS = [english_only, word_count, no_say_tags, WordCount(best_max_words=1, good_max_words=2)]
+REWARDS = [english_only, word_count, no_say_tags, speakable, WordCount(best_max_words=1, good_max_words=2)]
 PIECES = ["<say>", "</say>", "&lt;say&gt;", "< SAY", "say>", "Great job!", "Giỏi lắm", "gioi qua", "🎉", "👍🏽",
           "\u200f", "\u202e", "\u200b", "\ufeff", "\x00", "\x1b[31m", "\r\n", "\t", "مرحبا", "你好", "a\u0301",
           "e\u0323\u0302", "'", "-", "'s", "5", "   "]

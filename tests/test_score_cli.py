@@ -40,13 +40,13 @@ def test_scores_completion_rows_with_raw_components_and_total(tmp_path):
     scored = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["completion"] for r in scored] == [r["completion"] for r in rows]  # input rows kept
     assert [r["rewards"] for r in scored] == [
-        {"english_only": 1.0, "no_say_tags": 1.0, "word_count": 0.8, "reference_fit": None},
-        {"english_only": 0.0, "no_say_tags": 1.0, "word_count": 1.0, "reference_fit": None},
-        {"english_only": 1.0, "no_say_tags": 0.0, "word_count": 1.0, "reference_fit": None},
-        {"english_only": 0.0, "no_say_tags": 1.0, "word_count": 0.0, "reference_fit": None},
-        {"english_only": 1.0, "no_say_tags": 1.0, "word_count": 1.0, "reference_fit": None},
+        {"english_only": 1.0, "no_say_tags": 1.0, "speakable": 1.0, "word_count": 0.8, "reference_fit": None},
+        {"english_only": 0.0, "no_say_tags": 1.0, "speakable": 1.0, "word_count": 1.0, "reference_fit": None},
+        {"english_only": 1.0, "no_say_tags": 0.0, "speakable": 0.0, "word_count": 1.0, "reference_fit": None},
+        {"english_only": 0.0, "no_say_tags": 1.0, "speakable": 1.0, "word_count": 0.0, "reference_fit": None},
+        {"english_only": 1.0, "no_say_tags": 1.0, "speakable": 1.0, "word_count": 1.0, "reference_fit": None},
     ]  # no reference fast response in these rows: reference_fit has no opinion
-    assert [r["total"] for r in scored] == pytest.approx([2.8, 1.0, 1.0, 1.0, 3.0])
+    assert [r["total"] for r in scored] == pytest.approx([3.8, 2.0, 1.0, 2.0, 4.0])
     # Summary: english_only fails 2 of 5 rows; word_count (below 1.0) 2 of 5.
     line = next(l for l in result.stdout.splitlines() if l.startswith("english_only"))
     assert "40.0%" in line and "0.600" in line

@@ -14,6 +14,7 @@ import logging
 import httpx
 
 from common.retry import GaveUp, Retryable, RetryPolicy, retry_call, retry_call_async
+from rewards.judge.protocol import response_format
 from rewards.judge.settings import API_KEY_ENV, JudgeSettings, api_key, settings_from
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,12 @@ class JudgeUnavailable(RuntimeError):
 
 
 class JudgeCallFailed(Exception):
-    """One judge request gave no answer after its retries; the message says why (one line)."""
+    """One judge request gave no answer after its retries; the message says why (one line).
+    `status`: the HTTP status of a refused request (4xx other than 429), else None."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def auth_headers() -> dict[str, str]:
@@ -41,13 +47,17 @@ def new_client(s: JudgeSettings) -> httpx.AsyncClient:
     )
 
 
-def request_body(s: JudgeSettings, prompt: str) -> dict:
-    return {
+def request_body(s: JudgeSettings, prompt: str, structured: bool = False) -> dict:
+    """The chat request; `structured` adds the verdict schema as `response_format` (JSON-schema output)."""
+    body = {
         "model": s.model,
         "messages": [{"role": "user", "content": prompt}],
         "temperature": s.temperature,
         "max_tokens": s.max_tokens,
     }
+    if structured:
+        body["response_format"] = response_format()
+    return body
 
 
 def policy(s: JudgeSettings) -> RetryPolicy:
@@ -55,9 +65,9 @@ def policy(s: JudgeSettings) -> RetryPolicy:
     return RetryPolicy(attempts=s.retries + 1, backoff_s=s.backoff_s, max_backoff_s=s.max_backoff_s, jitter=True)
 
 
-async def ask(client: httpx.AsyncClient, s: JudgeSettings, prompt: str) -> str:
+async def ask(client: httpx.AsyncClient, s: JudgeSettings, prompt: str, structured: bool = False) -> str:
     """The judge's answer text; raises JudgeCallFailed when there is none."""
-    body = request_body(s, prompt)
+    body = request_body(s, prompt, structured)
 
     async def attempt() -> httpx.Response:
         try:
@@ -75,7 +85,7 @@ async def ask(client: httpx.AsyncClient, s: JudgeSettings, prompt: str) -> str:
     except GaveUp as err:
         raise JudgeCallFailed(str(err)) from None
     if response.status_code >= 400:
-        raise JudgeCallFailed(f"HTTP {response.status_code}: {_one_line(response.text)}")
+        raise JudgeCallFailed(f"HTTP {response.status_code}: {_one_line(response.text)}", response.status_code)
     try:
         content = response.json()["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):

@@ -12,6 +12,7 @@ from string import Template
 from typing import NamedTuple
 
 from common.conversation import last_exchange, parse_history
+from rewards.judge.protocol import FIELDS, fields_json, json_string
 
 
 class Context(NamedTuple):
@@ -55,12 +56,14 @@ def _from_history(text: str) -> Context | None:
 
 
 def render(template: Template, context: Context, fast_response: str) -> str:
-    main = f"Main answer (what Pika says right after): {context.main_answer}" if context.main_answer else ""
+    """The judge prompt: `$fields` is the JSON object of all four fields (rewards/judge/protocol.py);
+    the single-field placeholders of older templates get the same escaped JSON string literals."""
+    values = (context.last_robot_turn, context.child_reply, context.main_answer, fast_response)
+    main = f"Main answer (what Pika says right after): {json_string(context.main_answer)}" if context.main_answer else ""
     return template.substitute(
-        last_robot_turn=context.last_robot_turn or "(none)",
-        child_reply=context.child_reply or "(silent: the child did not answer)",
+        fields=fields_json(values),
+        **{name: json_string(value) for name, value in zip(FIELDS, values)},
         main_answer_line=main,
-        fast_response=fast_response,
     )
 
 

@@ -25,7 +25,7 @@ from collections import Counter
 from rewards.judge.cache import VerdictCache, cache_key
 from rewards.judge.client import JudgeCallFailed, ask, new_client
 from rewards.judge.context import contexts_for, render
-from rewards.judge.parse import parse_intent_score, reward_from_score
+from rewards.judge.protocol import PROTOCOL, parse_intent_score, reward_from_score
 from rewards.judge.settings import JudgeSettings, load_template, settings_from
 from rewards.text import completion_text
 
@@ -40,7 +40,12 @@ class JudgeCoherence:
     """Async reward: does the fast response fit the conversation? (intent score 1-5 -> [0, 1]).
 
     `totals` counts over the reward's life: completions, requests, cache_hits, failures (of which
-    unusable: answered without a readable verdict), groups_dropped.
+    unusable: answered without a valid verdict), groups_dropped, structured_fallbacks (requests asked
+    again without `response_format` because the server refused it).
+
+    `structured` starts as `settings.structured_output`; the first time the server refuses the verdict
+    schema (HTTP 400/422) while the same request without it is answered, it turns off for the life of
+    this reward (its client), with one warning, so later requests are sent plain straight away.
     """
 
     def __init__(self, settings: JudgeSettings, group_size: int | None = None):
@@ -51,6 +56,7 @@ class JudgeCoherence:
         self.group_size = group_size
         self.template = load_template(settings.prompt_template)
         self.cache = VerdictCache(settings.cache_path)
+        self.structured = settings.structured_output
         self.totals: Counter = Counter()
         self._lock = threading.Lock()
         self._warned: set[str] = set()
@@ -79,13 +85,15 @@ class JudgeCoherence:
         n = len(completions)
         texts = [completion_text(c) for c in completions]
         contexts = contexts_for(prompts, columns, n)
-        keys = [cache_key(s.model, self.template.template, ctx, text) for ctx, text in zip(contexts, texts)]
+        template_id = f"{PROTOCOL}\n{self.template.template}"  # a protocol change makes old verdicts stale
+        keys = [cache_key(s.model, template_id, ctx, text) for ctx, text in zip(contexts, texts)]
         first = {}
         for i, key in enumerate(keys):
             first.setdefault(key, i)
         intent: dict[str, float | None] = self.cache.get_many(list(first))
         todo = {key: render(self.template, contexts[i], texts[i]) for key, i in first.items() if key not in intent}
 
+        fallbacks_before = self.totals["structured_fallbacks"]
         outcomes = await self._ask_all(todo) if todo else []
         reasons = Counter()
         latencies = []
@@ -113,6 +121,8 @@ class JudgeCoherence:
             "failures": failures,  # requests that gave no score, whatever the reason
             "unusable": reasons[UNUSABLE],  # of which: answered, but not a readable verdict
             "groups_dropped": dropped,
+            "structured_output": float(self.structured),
+            "structured_fallbacks": self.totals["structured_fallbacks"] - fallbacks_before,
         }
         if latencies:
             metrics["latency_p50"] = _percentile(latencies, 0.50)
@@ -128,7 +138,7 @@ class JudgeCoherence:
             async with gate:
                 start = time.perf_counter()
                 try:
-                    answer = await ask(client, s, prompt)
+                    answer = await self._ask(client, prompt)
                 except JudgeCallFailed as err:
                     return key, None, str(err), None
                 except Exception as err:  # anything else (a bad URL, a client bug) costs this request only
@@ -147,6 +157,24 @@ class JudgeCoherence:
             task.result() if task in done else (key, None, late, None)
             for key, task in zip(todo, tasks)
         ]
+
+    async def _ask(self, client, prompt: str) -> str:
+        """One verdict, with the schema as response_format while the server takes it."""
+        if not self.structured:
+            return await ask(client, self.settings, prompt)
+        try:
+            return await ask(client, self.settings, prompt, structured=True)
+        except JudgeCallFailed as err:
+            if err.status not in (400, 422):
+                raise
+            refusal = str(err)
+        answer = await ask(client, self.settings, prompt)  # fails too: the request, not the format, is bad
+        with self._lock:
+            self.totals["structured_fallbacks"] += 1
+            if self.structured:
+                self.structured = False
+                log.warning("judge: the server refused response_format (%s); asking without it from now on", refusal)
+        return answer
 
     def _group_rule(self, rewards: list, contexts: list) -> int:
         size = self.group_size

@@ -14,7 +14,8 @@ from typing import Any
 
 API_KEY_ENV = "JUDGE_API_KEY"
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "prompts" / "judge_coherence.txt"  # package data
-TEMPLATE_FIELDS = {"last_robot_turn", "child_reply", "main_answer_line", "fast_response"}
+# $fields: the JSON object of all four (the packaged template); the others: one escaped field each.
+TEMPLATE_FIELDS = {"fields", "last_robot_turn", "child_reply", "main_answer", "main_answer_line", "fast_response"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class JudgeSettings:
     temperature: float = 0.0
     max_tokens: int = 200
     prompt_template: str | None = None  # None: the packaged rewards/prompts/judge_coherence.txt
+    structured_output: bool = True  # send the verdict schema as response_format (dropped if the server refuses)
     cache_path: str | None = "checkpoints/judge_cache/judge.sqlite"  # None: no cache across calls
 
     def worst_case_request_s(self) -> float:
@@ -82,8 +84,9 @@ def api_key() -> str | None:
 
 
 def load_template(path: str | None) -> Template:
-    """The judge prompt: `path`, or the packaged default. Placeholders: $last_robot_turn, $child_reply,
-    $main_answer_line, $fast_response (the last one is required)."""
+    """The judge prompt: `path`, or the packaged default. Placeholders: $fields (the JSON object of all
+    fields), or the single fields $last_robot_turn, $child_reply, $main_answer, $main_answer_line,
+    $fast_response; the reply must appear ($fields or $fast_response)."""
     if path is None:
         text = DEFAULT_TEMPLATE.read_text(encoding="utf-8")
         where = "rewards/prompts/judge_coherence.txt"
@@ -100,6 +103,6 @@ def load_template(path: str | None) -> Template:
     unknown = sorted(names - TEMPLATE_FIELDS)
     if unknown:
         raise ValueError(f"{where}: unknown placeholders {unknown}; known: {', '.join(sorted(TEMPLATE_FIELDS))}")
-    if "fast_response" not in names:
-        raise ValueError(f"{where}: the template must contain $fast_response")
+    if not names & {"fields", "fast_response"}:
+        raise ValueError(f"{where}: the template must contain $fields (or $fast_response)")
     return template

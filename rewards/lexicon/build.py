@@ -1,0 +1,64 @@
+"""Build english_only's frequency-derived word lists from wordfreq (a maintained word-frequency source).
+
+    pip install -e ".[lexicon]"                          # wordfreq, only to build: not a runtime dependency
+    python -m rewards.lexicon.build                      # rewrites the *_frequent.txt files next to this one
+
+Writes, one word a line, sorted (the curated *.txt lists beside them are edited by hand):
+- english_frequent.txt: ASCII English words with Zipf frequency >= EN_MIN_ZIPF that are not Vietnamese
+  syllables typed without diacritics (those stay decided by the Vietnamese rules);
+- foreign_frequent.txt: ASCII words common in another Latin-script language wordfreq covers (Zipf >=
+  FOREIGN_MIN_ZIPF there) but rare in English (Zipf < FOREIGN_MAX_EN_ZIPF) and not Vietnamese syllables;
+- vietnamese_common.txt: Vietnamese words (with their diacritics, NFC) with Zipf >= VI_MIN_ZIPF: a
+  capitalised word with diacritics that is NOT this common is read as a name ("Great job, Kiên!").
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EN_MIN_ZIPF = 3.0
+FOREIGN_LANGS = ("es", "id", "ms", "fr", "de", "it", "pt", "nl", "pl", "tr", "sv", "da", "nb", "fi", "ro", "cs", "hu")
+FOREIGN_MIN_ZIPF = 4.0
+FOREIGN_MAX_EN_ZIPF = 2.5
+VI_MIN_ZIPF = 4.5
+
+
+def plain(word: str) -> str:
+    """Vietnamese without diacritics: "đúng" -> "dung"."""
+    decomposed = unicodedata.normalize("NFD", word.replace("đ", "d").replace("Đ", "D"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _write(name: str, words) -> None:
+    (HERE / name).write_text("\n".join(sorted(set(words))) + "\n", encoding="utf-8")
+    print(f"{name}: {len(set(words))} words")
+
+
+def main() -> None:
+    from wordfreq import top_n_list, zipf_frequency
+
+    vi_syllables = set((HERE / "vietnamese_syllables.txt").read_text(encoding="utf-8").split())
+    vi_words = [w for w in top_n_list("vi", 50_000) if zipf_frequency(w, "vi") >= 2.5]
+    vi_plain = {plain(w) for w in vi_words if " " not in w} | vi_syllables
+
+    def ascii_word(w: str) -> bool:
+        return w.isascii() and w.replace("'", "").isalpha() and len(w) >= 2
+
+    english = [w for w in top_n_list("en", 60_000) if ascii_word(w) and zipf_frequency(w, "en") >= EN_MIN_ZIPF
+               and w not in vi_plain]
+    _write("english_frequent.txt", english)
+    foreign = set()
+    for lang in FOREIGN_LANGS:
+        for w in top_n_list(lang, 5000):
+            if (ascii_word(w) and zipf_frequency(w, lang) >= FOREIGN_MIN_ZIPF
+                    and zipf_frequency(w, "en") < FOREIGN_MAX_EN_ZIPF and w not in vi_plain):
+                foreign.add(w)
+    _write("foreign_frequent.txt", foreign)
+    common = [unicodedata.normalize("NFC", w) for w in vi_words if zipf_frequency(w, "vi") >= VI_MIN_ZIPF and not w.isascii()]
+    _write("vietnamese_common.txt", common)
+
+
+if __name__ == "__main__":
+    main()
