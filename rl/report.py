@@ -13,7 +13,7 @@ WORST = 10  # replies listed per policy in eval.md
 def write_report(run_dir: Path, results: dict[str, dict], rows: dict[str, list[dict]] | None = None) -> None:
     """`results` = {"before": metrics, "after": metrics} (or one entry) -> eval.json, eval.md, eval.png."""
     run_dir = Path(run_dir)
-    write_json_atomic(run_dir / "eval.json", results)
+    write_json_atomic(run_dir / "eval.json", _rounded(results))
     write_text_atomic(run_dir / "eval.md", render_markdown(results, rows or {}))
     plot_metrics(results, run_dir / "eval.png", rows)
 
@@ -111,3 +111,14 @@ def _md_cell(text, width: int = 80) -> str:
     if len(text) <= width:
         return text
     return text[: width - 1].rsplit(" ", 1)[0] + "\u2026"
+
+
+def _rounded(value, decimals: int = 6):
+    """Metrics as people read them: 1.784375, not 1.7843750000000016 (float sums of 128 rows)."""
+    if isinstance(value, float):
+        return round(value, decimals)
+    if isinstance(value, dict):
+        return {k: _rounded(v, decimals) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, decimals) for v in value]
+    return value

@@ -34,6 +34,9 @@ class NoTracking:
     def finish(self) -> None:
         pass
 
+    def where(self) -> str | None:
+        return None
+
 
 class WandbTracking:
     report_to = "wandb"
@@ -66,6 +69,16 @@ class WandbTracking:
         except Exception as err:  # an upload problem must not cost the trained adapter
             self.failures += 1
             log.warning("wandb: could not log the evaluation (%s); failures=%d", err, self.failures)
+
+    def where(self) -> str | None:
+        """Where the run's W&B data is, in one line: the run's URL, or the offline folder and how to upload it."""
+        try:
+            if self.run.offline:
+                folder = Path(self.run.dir).parent
+                return f"W&B offline run: {folder} (upload: wandb sync {folder})"
+            return f"W&B run: {self.run.url}"
+        except Exception:  # a tracker never costs the run
+            return None
 
     def finish(self) -> None:
         try:

@@ -17,6 +17,7 @@ This is the only module that sees Hydra's config; everything below it takes plai
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -70,6 +71,8 @@ def _train(config: dict, run_dir: Path) -> dict:
     from transformers.trainer_utils import get_last_checkpoint
 
     from rewards.compose import build_reward_funcs, is_async
+    from rl.card import without_trl_card, write_card
+    from rl.console import quiet_console, quiet_libraries, summary_lines
     from rl.data import EVAL_ALL, build_datasets
     from rl.evaluate import evaluate_policy
     from rl.metrics import metrics_line
@@ -85,6 +88,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     model_cfg, data_cfg, rollout = config["model"], config["data"], config["rollout"]
     trainer_cfg, eval_cfg = config["trainer"], config["evaluate"]
     set_seed(config["seed"])
+    quiet_libraries()
     if config.get("cpu_threads"):
         torch.set_num_threads(config["cpu_threads"])
     if data_cfg["eval_size"] == EVAL_ALL:
@@ -166,6 +170,7 @@ def _train(config: dict, run_dir: Path) -> dict:
     trainer_cls = shared_prompt_trainer(GRPOTrainer, trainer_cfg.get("share_prompt", True), model_cfg.get("backend"))
     # TRL 1.15+ reseeds inside GRPOTrainer, 1.14.2 does not: seed here so every TRL starts training alike
     set_seed(config["seed"])
+    trainer_cls = without_trl_card(trainer_cls)  # rl.card writes the run's card at the end
     trainer = trainer_cls(
         model=policy,
         reward_funcs=reward_funcs,
@@ -174,6 +179,7 @@ def _train(config: dict, run_dir: Path) -> dict:
         processing_class=tokenizer,
         **trainer_hooks(rollout, run_dir, model_cfg),
     )
+    quiet_console(trainer)  # one line per logging step; TRL's full dict goes to train.log and W&B
     checkpoint = pick_checkpoint(run_dir) if config["resume"] else None
     if config["resume"]:
         log.info("resume: %s", checkpoint or "no checkpoint in the run dir yet, starting from the SFT adapter")
@@ -202,6 +208,9 @@ def _train(config: dict, run_dir: Path) -> dict:
         log.info("after (GRPO): %s", metrics_line(results["after"]))
         write_report(run_dir, results, rows)
         tracker.log_evaluation(results, rows, run_dir / "eval.png")
+    write_card(config, run_dir, results, trainer.state.global_step, (len(train_set), len(held_out)))
+    _point_latest(run_dir, config["exp_name"])
+    tracker_line = tracker.where()
     tracker.finish()
 
     # ---- publish (gated on the evaluation) ----
@@ -209,6 +218,7 @@ def _train(config: dict, run_dir: Path) -> dict:
         from rl.publish import publish_from_config
 
         publish_from_config(config, adapter_dir, results.get("after"), source_run=run_dir)
+    print("\n".join(summary_lines(run_dir, results, tracker_line)), flush=True)
     return results
 
 
@@ -231,6 +241,20 @@ def _reward_specs(config: dict):
             raise UserError(f"{err} (set judge.required=false to train without it)") from None
         log.warning("judge: %s; continuing, judge_coherence gives no score while it is down", err)
     return specs, {"judge": judge}
+
+
+def _point_latest(run_dir: Path, exp_name: str) -> None:
+    """checkpoints/<exp>/latest -> the newest finished run, so commands can name it without the time."""
+    run_dir = Path(run_dir).resolve()  # resumed through .../latest: point at the real folder
+    if run_dir.parent.name != exp_name:  # a run dir of the user's choosing: no sibling link next to it
+        return
+    link = run_dir.parent / "latest"
+    if link.exists() and not link.is_symlink():
+        return
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, link)
 
 
 def _overrides() -> list[str]:

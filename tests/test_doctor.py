@@ -1,4 +1,6 @@
-"""`python -m rl.doctor`: recorded readings of the users' box (tests/data/doctor/), and this CPU machine itself."""
+"""`python -m rl.doctor`: recorded readings of the users' box (tests/data/doctor/), and this CPU machine itself.
+
+Configs come from the doctor's own `compose` (what it checks), not tests/composed.py."""
 
 from __future__ import annotations
 
@@ -11,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from rl import gpu_budget
-from rl.doctor.__main__ import diagnose, main, table
+from rl.doctor.__main__ import compose, diagnose, main, table
 from rl.doctor.checks import FAIL, OK, WARN, check_packages, install_sets, Run
 from rl.doctor.readings import RecordedReader
-from tests.composed import composed
 
 REPO = Path(__file__).resolve().parents[1]
 BOX = REPO / "tests" / "data" / "doctor"
@@ -144,7 +145,7 @@ def test_package_sets(overrides, packages, status, says):
     reader = box("box_cu12.json")
     reader.readings.packages.update(packages)
     sets, core = install_sets()
-    row = check_packages(Run("x", composed(*overrides)), reader.machine(), sets, core)
+    row = check_packages(Run("x", compose([*overrides])), reader.machine(), sets, core)
     assert row.status == status and says in row.found, row
 
 
@@ -175,10 +176,10 @@ def test_bad_override_is_one_line(capsys):
 
 # ---- the budget of docs/gpu.md, as code ----
 def test_budget_of_the_one_gpu_preset_is_the_one_in_docs():
-    shape = gpu_budget.train_shape(composed("+exp=english_only_1gpu"))
+    shape = gpu_budget.train_shape(compose(["+exp=english_only_1gpu"]))
     assert round(shape.model.params() / 1e6, 1) == 1543.7  # Qwen2.5-1.5B-Instruct
     assert round(shape.model.lora_params(16, shape.lora_targets) / 1e6, 2) == 18.46
-    (need,) = gpu_budget.plan(composed("+exp=english_only_1gpu"))
+    (need,) = gpu_budget.plan(compose(["+exp=english_only_1gpu"]))
     sizes = {item.what.split(" (")[0].split(" 16x")[0]: round(item.size(24.0), 2) for item in need.items}
     assert sizes["weights bf16"] == 2.88 and sizes["vLLM colocated"] == 7.2
     assert round(need.gib(24.0), 1) == 14.3
@@ -201,7 +202,7 @@ def test_budget_formulas_count_a_real_model(nano):
 
 def test_every_preset_has_a_budget_and_places_each_gpu():
     for preset in sorted(p.stem for p in (REPO / "conf" / "exp").glob("*.yaml")):
-        needs = gpu_budget.plan(composed(f"+exp={preset}"), visible="0")
+        needs = gpu_budget.plan(compose([f"+exp={preset}"]), visible="0")
         assert needs and all(n.gpu.isdigit() and n.gib(24.0) > 3 for n in needs), preset
 
 
@@ -220,5 +221,5 @@ def test_wandb_mode_is_what_training_will_do(env, status, says):
 
     reader = box("box_cu12.json")
     reader.readings.env = env
-    row = check_wandb(Run("x", composed("+exp=english_only_1gpu")), reader.machine())
+    row = check_wandb(Run("x", compose(["+exp=english_only_1gpu"])), reader.machine())
     assert row.status == status and says in row.found, row

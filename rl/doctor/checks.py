@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rl import gpu_budget
-from rl.doctor.driver import EXTRA_CUDA, driver_cuda, driver_runs, extra_for_driver, min_driver
+from rl.doctor.driver import EXTRA_CUDA, driver_cuda, driver_runs, extra_for_driver, min_driver, parse_version
 from rl.doctor.readings import Reader, Readings
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -93,7 +93,8 @@ def check_driver(run: Run, m: Readings) -> Row:
         return Row("driver", FAIL, f"{found}: this build needs driver >= {min_driver(t.cuda)}", "; ".join(fixes))
     if t.error and not t.cuda_available:
         return Row("driver", FAIL, f"{found}; torch: {t.error}", "reinstall the GPU set in a fresh venv (docs/gpu.md)")
-    note = "" if driver_cuda(driver) and driver_cuda(driver) >= t.cuda else ", by CUDA minor-version compatibility"
+    native = parse_version(driver_cuda(driver))
+    note = "" if native and native >= parse_version(t.cuda) else ", by CUDA minor-version compatibility"
     return Row("driver", OK, f"{found}: runs{note}")
 
 
