@@ -142,7 +142,7 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
         results = {"adapter": results["after"]}
         rows = {"adapter": rows["after"]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_report(out_dir, results, rows)
+    results = write_report(out_dir, results, rows)
     tracker = start_tracking(config["logging"], out_dir, config, run_name=f"eval/{out_dir.name}")
     tracker.log_evaluation(results, rows, out_dir / "eval.png")
     tracker.finish()

@@ -10,12 +10,15 @@ from rl.metrics import METRICS, SHARES
 WORST = 10  # replies listed per policy in eval.md
 
 
-def write_report(run_dir: Path, results: dict[str, dict], rows: dict[str, list[dict]] | None = None) -> None:
-    """`results` = {"before": metrics, "after": metrics} (or one entry) -> eval.json, eval.md, eval.png."""
+def write_report(run_dir: Path, results: dict[str, dict], rows: dict[str, list[dict]] | None = None) -> dict:
+    """`results` = {"before": metrics, "after": metrics} (or one entry) -> eval.json, eval.md, eval.png.
+    Returns what eval.json holds (rounded), so callers report the same numbers the file does."""
     run_dir = Path(run_dir)
-    write_json_atomic(run_dir / "eval.json", _rounded(results))
+    results = _rounded(results)
+    write_json_atomic(run_dir / "eval.json", results)
     write_text_atomic(run_dir / "eval.md", render_markdown(results, rows or {}))
     plot_metrics(results, run_dir / "eval.png", rows)
+    return results
 
 
 def render_markdown(results: dict[str, dict], rows: dict[str, list[dict]]) -> str:

@@ -206,7 +206,7 @@ def _train(config: dict, run_dir: Path) -> dict:
         metrics, rows["after"] = evaluate()
         results["after"] = stamp(metrics, adapter_dir)  # what a publish of adapter/ is gated on
         log.info("after (GRPO): %s", metrics_line(results["after"]))
-        write_report(run_dir, results, rows)
+        results = write_report(run_dir, results, rows)
         tracker.log_evaluation(results, rows, run_dir / "eval.png")
     write_card(config, run_dir, results, trainer.state.global_step, (len(train_set), len(held_out)))
     _point_latest(run_dir, config["exp_name"])

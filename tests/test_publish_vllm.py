@@ -45,7 +45,9 @@ def served(nano_vllm):
 
 @pytest.fixture(scope="module")
 def adapters(nano, tmp_path_factory):
-    """Two different adapters on the nano base: the SFT adapter and a copy with its LoRA B weights perturbed."""
+    """Two different adapters on the nano base: the SFT adapter and a copy whose LoRA update is reversed and
+    noised (B -> -B + noise at twice B's mean size), so the two are far apart whatever the SFT run learned: a
+    small relative nudge left them 0.01 apart on a rebuilt nano model, too close to tell who answered."""
     root = tmp_path_factory.mktemp("adapters")
     first, second = root / "sft", root / "perturbed"
     for folder in (first, second):
@@ -57,7 +59,7 @@ def adapters(nano, tmp_path_factory):
     gen = torch.Generator().manual_seed(0)
     for key, tensor in weights.items():
         if "lora_B" in key:
-            weights[key] = tensor + tensor.abs().mean() * torch.randn(tensor.shape, generator=gen)
+            weights[key] = -tensor + 2 * tensor.abs().mean() * torch.randn(tensor.shape, generator=gen)
     save_file(weights, str(second / "adapter_model.safetensors"))
     return {"sft": first, "perturbed": second}
 
