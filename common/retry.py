@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -92,6 +93,7 @@ class _Loop:
         self.policy, self.counter, self.on_retry, self.clock = policy, counter or RetryCounter(), on_retry, clock
         self.started = clock()
         self.attempt = 0
+        self.delay = 0.0  # seconds before the next try, set by a retryable failure
         self.counter.calls += 1
 
     def begin(self) -> None:
@@ -117,6 +119,19 @@ class _Loop:
     def fatal(self) -> None:
         self.counter.failures += 1
 
+    @contextmanager
+    def attempting(self) -> Iterator[None]:
+        """One try. A retryable failure is swallowed and sets `delay` (or raises GaveUp at the bounds); any
+        other exception is counted and goes on. The with-block is the same code for sync and async calls."""
+        self.begin()
+        try:
+            yield
+        except self.policy.retry_on as err:
+            self.delay = self.failed(err)
+        except BaseException:
+            self.fatal()
+            raise
+
 
 def retry_call(
     attempt: Callable[[], T],
@@ -130,15 +145,9 @@ def retry_call(
     """attempt() until it returns, within the policy's bounds. on_retry(attempt_no, reason, delay_s)."""
     loop = _Loop(policy, counter, on_retry, clock)
     while True:
-        loop.begin()
-        try:
+        with loop.attempting():
             return attempt()
-        except policy.retry_on as err:
-            delay = loop.failed(err)
-        except BaseException:
-            loop.fatal()
-            raise
-        sleep(delay)
+        sleep(loop.delay)
 
 
 async def retry_call_async(
@@ -152,12 +161,6 @@ async def retry_call_async(
     """The same loop for a coroutine function; waits with asyncio.sleep."""
     loop = _Loop(policy, counter, on_retry, clock)
     while True:
-        loop.begin()
-        try:
+        with loop.attempting():
             return await attempt()
-        except policy.retry_on as err:
-            delay = loop.failed(err)
-        except BaseException:
-            loop.fatal()
-            raise
-        await asyncio.sleep(delay)
+        await asyncio.sleep(loop.delay)
