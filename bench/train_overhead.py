@@ -21,33 +21,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def composed_config(steps: int) -> dict:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def composed_config(steps: int):
+    from rl.entry import compose
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=["+exp=english_only", "model=nano", "logging=none", "evaluate.enabled=false",
-                       f"trainer.max_steps={steps}", f"trainer.save_steps={steps}", "trainer.log_completions=false"],
-        )
-    return OmegaConf.to_container(cfg, resolve=True)
+    return compose("config", ["+exp=english_only", "model=nano", "logging=none", "evaluate.enabled=false",
+                              f"trainer.max_steps={steps}", f"trainer.save_steps={steps}",
+                              "trainer.log_completions=false"])
 
 
 def step_times(log_history: list[dict]) -> list[float]:
     return [entry["step_time"] for entry in log_history if "step_time" in entry][1:]
 
 
-def run_rl_train(config: dict, workdir: Path) -> list[float]:
+def run_rl_train(config, workdir: Path) -> list[float]:
     from rl.train import train
 
     run_dir = workdir / f"rl_train_{time.monotonic_ns()}"
     train(config, run_dir)
-    state = json.loads((run_dir / f"checkpoint-{config['trainer']['max_steps']}" / "trainer_state.json").read_text())
+    state = json.loads((run_dir / f"checkpoint-{config.trainer.max_steps}" / "trainer_state.json").read_text())
     return step_times(state["log_history"])
 
 
-def run_plain_trl(config: dict, workdir: Path) -> list[float]:
+def run_plain_trl(config, workdir: Path) -> list[float]:
     """The script a user would write with TRL alone."""
     import torch
     from datasets import Dataset
@@ -57,25 +52,25 @@ def run_plain_trl(config: dict, workdir: Path) -> list[float]:
 
     from rewards import english_only, no_say_tags, word_count
 
-    set_seed(config["seed"])
-    model_cfg, rollout, trainer_cfg = config["model"], config["rollout"], config["trainer"]
-    tokenizer = AutoTokenizer.from_pretrained(model_cfg["name_or_path"])
-    base = AutoModelForCausalLM.from_pretrained(model_cfg["name_or_path"], dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, model_cfg["adapter_path"], is_trainable=True)
-    records = [json.loads(line) for line in Path(config["data"]["path"]).read_text().splitlines() if line.strip()]
+    set_seed(config.seed)
+    model_cfg, rollout = config.model, config.rollout
+    tokenizer = AutoTokenizer.from_pretrained(model_cfg.name_or_path)
+    base = AutoModelForCausalLM.from_pretrained(model_cfg.name_or_path, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, model_cfg.adapter_path, is_trainable=True)
+    records = [json.loads(line) for line in Path(config.data.path).read_text().splitlines() if line.strip()]
     dataset = Dataset.from_list([{"prompt": r["previous_conversation"]} for r in records])
-    weights = [config["rewards"][name]["weight"] for name in ("english_only", "no_say_tags", "word_count")]
+    weights = [config.rewards[name].weight for name in ("english_only", "no_say_tags", "word_count")]
     args = GRPOConfig(
         output_dir=str(workdir / f"plain_{time.monotonic_ns()}"),
-        seed=config["seed"],
+        seed=config.seed,
         reward_weights=weights,
         report_to="none",
         bf16=False,
         use_cpu=True,
-        **{key: value for key, value in trainer_cfg.items() if key != "share_prompt"},  # ours, not TRL's
-        num_generations=rollout["num_generations"],
-        max_completion_length=rollout["max_completion_length"],
-        temperature=rollout["temperature"],
+        **config.trainer.grpo_args(),  # TRL's keys only (share_prompt is ours)
+        num_generations=rollout.num_generations,
+        max_completion_length=rollout.max_completion_length,
+        temperature=rollout.temperature,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[english_only, no_say_tags, word_count], args=args,
                           train_dataset=dataset, processing_class=tokenizer)

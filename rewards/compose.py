@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewards.registry import REGISTRY, get_reward
+from rewards.registry import REGISTRY, RewardConfigError, get_reward
 
 RewardFunc = Callable[..., list]
 
@@ -38,17 +38,17 @@ def parse_specs(rewards_cfg: Mapping[str, Any]) -> list[RewardSpec]:
     specs = []
     for name, entry in (rewards_cfg or {}).items():
         if name not in REGISTRY:
-            raise ValueError(f"rewards.{name}: unknown reward; known: {', '.join(sorted(REGISTRY))}")
+            raise RewardConfigError(f"rewards.{name}: unknown reward; known: {', '.join(sorted(REGISTRY))}")
         entry = dict(entry or {})
         unknown = set(entry) - {"weight", "gate", "params"}
         if unknown:
-            raise ValueError(f"rewards.{name}: unknown keys {sorted(unknown)} (expected weight, gate, params)")
+            raise RewardConfigError(f"rewards.{name}: unknown keys {sorted(unknown)} (expected weight, gate, params)")
         weight = float(entry.get("weight", 1.0))
         if weight < 0 or math.isnan(weight):
-            raise ValueError(f"rewards.{name}.weight: must be >= 0, got {weight}")
+            raise RewardConfigError(f"rewards.{name}.weight: must be >= 0, got {weight}")
         specs.append(RewardSpec(name, weight, bool(entry.get("gate", False)), dict(entry.get("params") or {})))
     if not specs:
-        raise ValueError("rewards: no reward functions configured (use an experiment, e.g. +exp=english_only)")
+        raise RewardConfigError("rewards: no reward functions configured (use an experiment, e.g. +exp=english_only)")
     return specs
 
 
@@ -112,9 +112,11 @@ def is_async(func: RewardFunc) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
 
 
-def without_disabled_judge(specs: list[RewardSpec], judge: Mapping[str, Any] | None):
-    """(specs, names dropped): `judge_coherence` needs a configured judge (`judge=none` turns it off)."""
-    if (judge or {}).get("enabled", False):
+def without_disabled_judge(specs: list[RewardSpec], judge):
+    """(specs, names dropped): `judge_coherence` needs a configured judge (`judge=none` turns it off).
+    `judge`: the judge settings (JudgeSettings or a mapping), or None."""
+    enabled = judge.get("enabled", False) if isinstance(judge, Mapping) else getattr(judge, "enabled", False)
+    if enabled:
         return specs, []
     dropped = [s.name for s in specs if s.name == "judge_coherence"]
     return [s for s in specs if s.name not in dropped], dropped

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from common.errors import UserError
+
+
+class RewardConfigError(UserError, ValueError):
+    """A reward name or parameter in the config that cannot work; one line naming the key."""
+
 
 def _english_only(params):
     from rewards.english import EnglishOnly
@@ -22,7 +28,7 @@ def _no_say_tags(params):
     from rewards.tags import no_say_tags
 
     if params:
-        raise ValueError(f"rewards.no_say_tags takes no params, got {sorted(params)}")
+        raise RewardConfigError(f"rewards.no_say_tags takes no params, got {sorted(params)}")
     return no_say_tags
 
 
@@ -64,11 +70,13 @@ REGISTRY: dict[str, Callable[..., Callable]] = {
 
 def get_reward(name: str, params: dict[str, Any] | None = None, **outside_state) -> Callable:
     if name not in REGISTRY:
-        raise ValueError(f"rewards.{name}: unknown reward; known: {', '.join(sorted(REGISTRY))}")
+        raise RewardConfigError(f"rewards.{name}: unknown reward; known: {', '.join(sorted(REGISTRY))}")
     factory = REGISTRY[name]
     try:
         if name == "judge_coherence":
             return factory(dict(params or {}), **outside_state)
         return factory(dict(params or {}))
-    except TypeError as err:
-        raise ValueError(f"rewards.{name}.params: {err}") from None
+    except (TypeError, ValueError) as err:  # a factory's own check of its params
+        if isinstance(err, RewardConfigError):
+            raise
+        raise RewardConfigError(f"rewards.{name}.params: {err}") from None

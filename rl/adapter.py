@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from common.errors import UserError
 
-class ModelConfigError(ValueError):
+
+class ModelConfigError(UserError, ValueError):
     """A model/adapter setting that cannot work; the message is one line for the user."""
 
 
-def load_tokenizer(model: dict):
+def load_tokenizer(model):
+    """The `model:` config group (rl.config.ModelConfig) -> its tokenizer, with a pad token."""
     from transformers import AutoTokenizer
 
     # The SFT run may have saved the tokenizer it trained with (chat template included): prefer it.
-    adapter = Path(model["adapter_path"])
-    source = adapter if (adapter / "tokenizer_config.json").exists() else model["name_or_path"]
+    adapter = Path(model.adapter_path)
+    source = adapter if (adapter / "tokenizer_config.json").exists() else model.name_or_path
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

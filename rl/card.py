@@ -33,13 +33,14 @@ def without_trl_card(trainer_cls: type) -> type:
     return type(trainer_cls.__name__, (trainer_cls,), {"create_model_card": create_model_card})
 
 
-def render_card(config: dict, run_dir: Path, results: dict, steps: int, data_sizes: tuple[int, int] | None) -> str:
-    model, data, rollout, trainer = config["model"], config["data"], config["rollout"], config["trainer"]
+def render_card(config, run_dir: Path, results: dict, steps: int, data_sizes: tuple[int, int] | None) -> str:
+    """`config`: the run's rl.config.Config."""
+    model, data, rollout, trainer = config.model, config.data, config.rollout, config.trainer
     run_dir = Path(run_dir)
     adapter = run_dir / "adapter"
-    exp = config.get("exp_name", "default")
-    overrides = " model=nano" if "nano" in str(model.get("name_or_path")) else ""
-    serving_base = model.get("serving_base_model") or model["name_or_path"]
+    exp = config.exp_name
+    overrides = " model=nano" if "nano" in str(model.name_or_path) else ""
+    serving_base = model.serving_base_model or model.name_or_path
     lines = [
         f"# Pika fast-response adapter: {exp} ({run_dir.name})",
         "",
@@ -48,26 +49,25 @@ def render_card(config: dict, run_dir: Path, results: dict, steps: int, data_siz
         "",
         "| | |",
         "|---|---|",
-        f"| base model | `{model['name_or_path']}` (served as `{serving_base}`) |",
-        f"| SFT adapter it continues | `{model['adapter_path']}` (adapter_mode={model.get('adapter_mode', 'continue')}) |",
-        f"| data | `{data['path']}`, prompt format `{data['prompt_format']}`"
+        f"| base model | `{model.name_or_path}` (served as `{serving_base}`) |",
+        f"| SFT adapter it continues | `{model.adapter_path}` (adapter_mode={model.adapter_mode}) |",
+        f"| data | `{data.path}`, prompt format `{data.prompt_format}`"
         + (f", {data_sizes[0]} training prompts, {data_sizes[1]} held out" if data_sizes else "") + " |",
-        f"| GRPO steps | {steps} of {trainer.get('max_steps')}; {rollout['num_generations']} samples per prompt, "
-        f"learning rate {trainer.get('learning_rate')}, beta {trainer.get('beta')}, loss {trainer.get('loss_type')} |",
-        f"| rollouts | {rollout.get('backend', 'hf')} |",
+        f"| GRPO steps | {steps} of {trainer.max_steps}; {rollout.num_generations} samples per prompt, "
+        f"learning rate {trainer.learning_rate}, beta {trainer.beta}, loss {trainer.loss_type} |",
+        f"| rollouts | {rollout.backend} |",
         "",
         "## Rewards",
         "",
         "| reward | weight | gate |",
         "|---|---|---|",
     ]
-    judge_on = bool((config.get("judge") or {}).get("enabled"))
-    for name, spec in (config.get("rewards") or {}).items():
-        spec = spec or {}
-        off = " (off: no judge configured)" if name == "judge_coherence" and not judge_on else ""
-        lines.append(f"| `{name}`{off} | {spec.get('weight', 1.0)} | {'yes' if spec.get('gate') else 'no'} |")
+    judge_on = config.judge.enabled
+    for spec in config.reward_specs():
+        off = " (off: no judge configured)" if spec.name == "judge_coherence" and not judge_on else ""
+        lines.append(f"| `{spec.name}`{off} | {spec.weight} | {'yes' if spec.gate else 'no'} |")
     lines += ["", "Gates multiply the other rewards: a Vietnamese or tagged reply never outscores a compliant one.", ""]
-    lines += _evaluation(results, config.get("evaluate") or {})
+    lines += _evaluation(results)
     lines += [
         "## Serve it",
         "",
@@ -94,7 +94,7 @@ def render_card(config: dict, run_dir: Path, results: dict, steps: int, data_siz
     return "\n".join(lines)
 
 
-def _evaluation(results: dict, evaluate: dict) -> list[str]:
+def _evaluation(results: dict) -> list[str]:
     if not results:
         return ["## Evaluation", "", "Not evaluated (evaluate.enabled=false).", ""]
     names = [name for name in ("before", "after") if name in results] or list(results)
@@ -117,7 +117,7 @@ def _evaluation(results: dict, evaluate: dict) -> list[str]:
     return lines + [""]
 
 
-def write_card(config: dict, run_dir: Path, results: dict, steps: int, data_sizes=None) -> Path:
+def write_card(config, run_dir: Path, results: dict, steps: int, data_sizes=None) -> Path:
     """README.md in the run dir and in its adapter/ (which peft filled with its own template)."""
     text = render_card(config, run_dir, results, steps, data_sizes)
     card = write_text_atomic(Path(run_dir) / "README.md", text)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from common.conversation import DEFAULT_FORMAT, HistoryFormat
+from common.errors import UserError
 
 ROLES = ("system", "assistant", "user")
 PROMPT_FORMATS = ("messages", "history")
@@ -56,7 +57,7 @@ COLUMNS = (
 )
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A bad data file or record; the message is one line naming the file, record/line and field."""
 
 

@@ -19,11 +19,12 @@ It writes the report to `checkpoints/eval/<time>/` (`hydra.run.dir` overrides it
 from __future__ import annotations
 
 import logging
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from common.errors import UserError
 from rewards.compose import RewardSpec, build_raw_funcs, combine, score_batch
 from rewards.fit import similarity
 from rl.generation import generate_replies
@@ -90,7 +91,7 @@ def evaluate_policy(model, tokenizer, dataset, specs, n, batch_size, max_new_tok
     """Greedy replies to the first `n` held-out prompts, scored -> (metrics, rows)."""
     examples = [dataset[i] for i in range(min(n, len(dataset)))]
     if not examples:
-        raise ValueError("evaluate: the held-out set is empty (data.eval_size must be > 0)")
+        raise UserError("evaluate: the held-out set is empty (data.eval_size must be > 0)")
     replies = generate_greedy(model, tokenizer, [ex["prompt"] for ex in examples], batch_size, max_new_tokens)
     rows = score_replies(examples, replies, specs, **outside)
     return summarize(rows), rows
@@ -101,41 +102,32 @@ def evaluate_policy(model, tokenizer, dataset, specs, n, batch_size, max_new_tok
 # ---------------------------------------------------------------- CLI
 
 
-def evaluate_adapter(config: dict, out_dir: Path) -> dict:
-    """Evaluate `config["adapter"]` (and the SFT adapter when `compare_sft`) -> the report's results."""
-    from rewards.compose import parse_specs, without_disabled_judge
+def evaluate_adapter(config, out_dir: Path) -> dict:
+    """Evaluate `config.adapter` (and the SFT adapter when `compare_sft`) -> the report's results.
+    `config`: rl.config.EvaluateCli, checked."""
     from rl.adapter_files import stamp
-    from rl.data import EVAL_ALL, build_datasets
-    from rl.model import ensure_built, load_policy
+    from rl.data import EVAL_ALL
+    from rl.model import load_policy
     from rl.report import write_report
-    from rl.tracking import check_tracking, start_tracking
+    from rl.run import prepare
+    from rl.tracking import start_tracking
 
-    model_cfg, data_cfg, eval_cfg = config["model"], config["data"], config["evaluate"]
-    if config.get("cpu_threads"):
-        torch.set_num_threads(config["cpu_threads"])
-    check_tracking(config["logging"])  # a WANDB_MODE typo, before any work
-    ensure_built(model_cfg)
-    adapter = Path(config["adapter"])
-    _, held_out = build_datasets(data_cfg["path"], data_cfg["prompt_format"], data_cfg.get("system_prompt"),
-                                 data_cfg["eval_size"], data_cfg["split_seed"], data_cfg.get("history"))
+    run = prepare(config, load_model=False, train=False)
+    model, data, evaluate = config.model, config.data, config.evaluate
+    held_out = run.held_out
     # eval_size=all: the whole file is the test set, whatever evaluate.n says
-    n = len(held_out) if data_cfg["eval_size"] == EVAL_ALL else eval_cfg["n"]
-    log.info("data: %d of %d held-out prompts of %s", min(n, len(held_out)), len(held_out), data_cfg["path"])
-    specs, dropped = without_disabled_judge(parse_specs(config.get("rewards") or {}), config.get("judge"))
-    if dropped:
-        log.info("judge: none configured, %s is off", ", ".join(dropped))
-    outside = {"judge": config["judge"]} if config.get("judge", {}).get("enabled") else {}
+    n = len(held_out) if data.eval_size == EVAL_ALL else evaluate.n
+    log.info("data: %d of %d held-out prompts of %s", min(n, len(held_out)), len(held_out), data.path)
     # a published entry names the serving vLLM's --model as its base: the same weights
-    aliases = [*(model_cfg.get("base_aliases") or []), model_cfg.get("serving_base_model")]
-    candidates = {"after": adapter}
-    if config.get("compare_sft", True):
-        candidates = {"before": Path(model_cfg["adapter_path"]), "after": adapter}
+    aliases = [a for a in (*model.base_aliases, model.serving_base_model) if a]
+    adapter = Path(config.adapter)
+    candidates = {"before": Path(model.adapter_path), "after": adapter} if config.compare_sft else {"after": adapter}
     results, rows = {}, {}
     for name, path in candidates.items():
-        policy, tokenizer = load_policy({**model_cfg, "adapter_path": str(path), "adapter_mode": "continue",
-                                         "base_aliases": [a for a in aliases if a]})
-        metrics, rows[name] = evaluate_policy(policy, tokenizer, held_out, specs, n, eval_cfg["batch_size"],
-                                              eval_cfg["max_new_tokens"], **outside)
+        policy, tokenizer = load_policy(replace(model, adapter_path=str(path), adapter_mode="continue",
+                                                base_aliases=aliases))
+        metrics, rows[name] = evaluate_policy(policy, tokenizer, held_out, run.specs, n, evaluate.batch_size,
+                                              evaluate.max_new_tokens, **run.reward_kwargs)
         results[name] = stamp(metrics, path)  # what rl.publish matches: the gate judges exactly this adapter
         log.info("%s (%s): %s", name, path, metrics_line(results[name]))
     if len(results) == 1:
@@ -143,38 +135,17 @@ def evaluate_adapter(config: dict, out_dir: Path) -> dict:
         rows = {"adapter": rows["after"]}
     out_dir.mkdir(parents=True, exist_ok=True)
     results = write_report(out_dir, results, rows)
-    tracker = start_tracking(config["logging"], out_dir, config, run_name=f"eval/{out_dir.name}")
+    tracker = start_tracking(config.logging, out_dir, config, run_name=f"eval/{out_dir.name}")
     tracker.log_evaluation(results, rows, out_dir / "eval.png")
     tracker.finish()
+    print(f"report: {out_dir}/eval.json, eval.md, eval.png")
     return results
 
 
 def main() -> None:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+    from rl.entry import hydra_cli
 
-    @hydra.main(config_path="../conf", config_name="evaluate_cli", version_base="1.3")
-    def run(cfg) -> None:
-        from rl.data import DataError
-        from rl.model import ModelConfigError
-
-        config = OmegaConf.to_container(cfg, resolve=True)
-        out_dir = Path(HydraConfig.get().runtime.output_dir)
-        from rl.failed_run import record_failure
-
-        try:
-            evaluate_adapter(config, out_dir)
-        except (DataError, ModelConfigError, ValueError, FileNotFoundError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            record_failure(out_dir, str(err))
-            sys.exit(1)
-        except Exception as err:  # a bug or a crash: the traceback goes to the console and the log too
-            record_failure(out_dir, " ".join(str(err).split()) or type(err).__name__, err)
-            raise
-        print(f"report: {out_dir}/eval.json, eval.md, eval.png")
-
-    run()
+    hydra_cli("evaluate_cli", evaluate_adapter, record_failures=True)
 
 
 if __name__ == "__main__":

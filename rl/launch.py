@@ -25,39 +25,36 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from common.errors import UserError
+from rl.rollout import max_model_length
 
 from common.retry import GaveUp, Retryable, RetryPolicy, retry_call
 
 
-class LaunchError(RuntimeError):
+class LaunchError(UserError, RuntimeError):
     """The server could not be started or never became healthy; one line plus the server's log tail."""
 
 
-@hydra.main(config_path="../conf", config_name="launch", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    config = OmegaConf.to_container(cfg, resolve=True)
-    launch = config.pop("launch")
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+def main() -> None:
+    from rl.entry import hydra_cli
+
+    hydra_cli("launch", launch)
+
+
+def launch(config, run_dir: Path) -> None:
+    """`config`: rl.config.LaunchCli. Exits with training's exit code."""
+    from hydra.core.hydra_config import HydraConfig
+
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("launch.", "+launch."))]
-    try:
-        server_cmd, server_env, base_url = server_command(config, host=launch["host"])
-        train_cmd, train_env = training_command(config, overrides, run_dir, base_url)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
-    if launch["dry_run"]:
+    server_cmd, server_env, base_url = server_command(config, host=config.launch.host)
+    train_cmd, train_env = training_command(config, overrides, run_dir, base_url)
+    if config.launch.dry_run:
         print(_shell(server_cmd, server_env))
         print(_shell(train_cmd, train_env))
         return
-    timeout_s = float(config["rollout"]["server"].get("health_timeout_s", 900))
     try:
-        code = supervise(server_cmd, server_env, base_url, train_cmd, train_env, run_dir, timeout_s)
-    except LaunchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        code = supervise(server_cmd, server_env, base_url, train_cmd, train_env, run_dir,
+                         config.rollout.server.health_timeout_s)
     except KeyboardInterrupt:  # before training started; the server is already stopped
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -65,60 +62,58 @@ def main(cfg: DictConfig) -> None:
 
 
 # ---- commands ----
-def server_command(config: dict, host: str = "127.0.0.1") -> tuple[list[str], dict, str]:
+def server_command(config, host: str = "127.0.0.1") -> tuple[list[str], dict, str]:
     """(argv, extra env, base URL) of the vLLM server the rollout backend needs."""
-    rollout = config["rollout"]
-    backend = rollout.get("backend")
-    server = rollout.get("server")
-    if backend not in ("vllm_server", "vllm_lora") or not server:
-        raise ValueError(f"rollout={backend}: nothing to launch (rl.launch serves rollout=vllm_server or vllm_lora)")
-    python = server.get("python") or sys.executable
-    model = config["model"]["name_or_path"]
-    max_len = server.get("max_model_len") or int(rollout.get("max_prompt_length", 512)) + int(
-        rollout["max_completion_length"]
-    )
-    env = {"CUDA_VISIBLE_DEVICES": str(server["gpus"])}
+    rollout = config.rollout
+    backend, server = rollout.backend, rollout.server
+    if backend not in ("vllm_server", "vllm_lora"):
+        raise LaunchError(f"rollout={backend}: nothing to launch (rl.launch serves rollout=vllm_server or vllm_lora)")
+    python = server.python or sys.executable
+    model = config.model.name_or_path
+    max_len = server.max_model_len or max_model_length(rollout, config.data.max_prompt_tokens)
+    # no --max-model-len: the model's own context, which is what unbounded prompts are cut to
+    max_len_args = [] if max_len is None else [str(max_len)]
+    env = {"CUDA_VISIBLE_DEVICES": str(server.gpus)}
     if backend == "vllm_server":
-        port = int(rollout["vllm"]["server_port"])
+        port = int(rollout.vllm.server_port or 8000)
         # `trl vllm-serve` (identical in TRL 1.15 and 1.16) execs `vllm serve` with the NCCL weight-transfer
         # engine, processed logprobs and VLLM_SERVER_DEV_MODE=1: what GRPOTrainer's server mode talks to.
         cmd = [
             python, "-m", "trl.scripts.vllm_serve",
             "--model", model,
             "--host", host, "--port", str(port),
-            "--tensor_parallel_size", str(server.get("tensor_parallel_size", 1)),
-            "--gpu_memory_utilization", str(server["gpu_memory_utilization"]),
-            "--max_model_len", str(max_len),
-            "--dtype", str(server.get("dtype", "auto")),
+            "--tensor_parallel_size", str(server.tensor_parallel_size),
+            "--gpu_memory_utilization", str(server.gpu_memory_utilization),
+            *(["--max_model_len", *max_len_args] if max_len_args else []),
+            "--dtype", str(server.dtype),
         ]  # fmt: skip
-        if server.get("enforce_eager"):
+        if server.enforce_eager:
             cmd += ["--enforce_eager"]
     else:
-        port = _port(rollout["base_url"])
+        port = _port(rollout.base_url)
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "true"
         cmd = [
             python, "-m", "vllm.entrypoints.openai.api_server",
             "--model", model,
             "--host", host, "--port", str(port),
-            "--max-model-len", str(max_len),
-            "--dtype", str(server.get("dtype", "auto")),
+            *(["--max-model-len", *max_len_args] if max_len_args else []),
+            "--dtype", str(server.dtype),
             "--enable-lora",
-            "--max-lora-rank", str(server.get("max_lora_rank", 64)),
-            "--max-loras", str(server.get("max_loras", 2)),
-            "--tensor-parallel-size", str(server.get("tensor_parallel_size", 1)),
-            "--gpu-memory-utilization", str(server["gpu_memory_utilization"]),
+            "--max-lora-rank", str(server.max_lora_rank),
+            "--max-loras", str(server.max_loras),
+            "--tensor-parallel-size", str(server.tensor_parallel_size),
+            "--gpu-memory-utilization", str(server.gpu_memory_utilization),
         ]  # fmt: skip
-        if server.get("enforce_eager"):
+        if server.enforce_eager:
             cmd += ["--enforce-eager"]
     return cmd, env, f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
 
-def training_command(config: dict, overrides: list[str], run_dir: Path, base_url: str) -> tuple[list[str], dict]:
+def training_command(config, overrides: list[str], run_dir: Path, base_url: str) -> tuple[list[str], dict]:
     """(argv, extra env) of `rl.train` with the same overrides, pointed at the server and the same run dir."""
-    server = config["rollout"]["server"]
-    gpus = [g for g in str(server["train_gpus"]).split(",") if g.strip()]
+    gpus = [g for g in str(config.rollout.server.train_gpus).split(",") if g.strip()]
     extra = [f"hydra.run.dir={run_dir}"]
-    if config["rollout"]["backend"] == "vllm_lora":
+    if config.rollout.backend == "vllm_lora":
         extra.append(f"rollout.base_url={base_url}")
     args = [o for o in overrides if not o.startswith(("hydra.run.dir=", "rollout.base_url="))] + extra
     if len(gpus) > 1:
@@ -251,7 +246,7 @@ def _port(base_url: str) -> int:
 
     port = urlparse(base_url).port
     if port is None:
-        raise ValueError(f"rollout.base_url: {base_url!r} names no port")
+        raise LaunchError(f"rollout.base_url: {base_url!r} names no port")
     return port
 
 

@@ -22,18 +22,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# `model.unsloth:` keys and their defaults for Qwen2.5-1.5B on a 24 GB card (docs/gpu.md).
-DEFAULTS = {
-    "max_seq_length": 1024,  # prompt + completion
-    "load_in_4bit": False,  # 1.5B in bf16 is 3.1 GB: no need to quantize on a 3090
-    "fast_inference": False,  # Unsloth's in-process vLLM for rollouts
-    "max_lora_rank": 64,  # vLLM's LoRA slot size with fast_inference; >= the SFT adapter's r
-    "gpu_memory_utilization": 0.35,  # vLLM's share of the card with fast_inference
-    "use_gradient_checkpointing": "unsloth",
-    "random_state": 3407,
-}
-
-
 def check_available() -> None:
     """One clear error when Unsloth cannot run here (no package, or no CUDA GPU)."""
     from rl.adapter import ModelConfigError
@@ -49,19 +37,17 @@ def check_available() -> None:
         raise ModelConfigError("model.backend=unsloth needs a CUDA GPU (none visible); use model.backend=transformers")
 
 
-def load_unsloth_policy(model: dict):
-    """`model:` config group as a plain dict -> (trainable PEFT model, tokenizer), like rl.model.load_policy."""
+def load_unsloth_policy(model):
+    """The `model:` config group (rl.config.ModelConfig) -> (trainable PEFT model, tokenizer), like
+    rl.model.load_policy; its `unsloth:` settings are model.unsloth."""
     from rl.adapter import ModelConfigError, check_adapter_base, load_tokenizer, torch_dtype
 
     check_available()
-    opts = {**DEFAULTS, **(model.get("unsloth") or {})}
-    unknown = set(opts) - set(DEFAULTS)
-    if unknown:
-        raise ModelConfigError(f"model.unsloth: unknown keys {sorted(unknown)}")
-    if model.get("adapter_mode", "continue") != "continue":
+    opts = vars(model.unsloth)
+    if model.adapter_mode != "continue":
         raise ModelConfigError("model.adapter_mode=fresh is not supported with model.backend=unsloth; use continue")
-    adapter = Path(model["adapter_path"])
-    check_adapter_base(adapter, model["name_or_path"], model.get("base_aliases") or [])
+    adapter = Path(model.adapter_path)
+    check_adapter_base(adapter, model.name_or_path, model.base_aliases)
     sft = json.loads((adapter / "adapter_config.json").read_text())
     if int(sft["r"]) > int(opts["max_lora_rank"]):
         raise ModelConfigError(
@@ -72,9 +58,9 @@ def load_unsloth_policy(model: dict):
     from unsloth import FastLanguageModel  # patches trl: keep it the first heavy import of the run when possible
 
     policy, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=model["name_or_path"],
+        model_name=model.name_or_path,
         max_seq_length=opts["max_seq_length"],
-        dtype=torch_dtype(model.get("dtype")) if model.get("dtype") not in (None, "auto") else None,
+        dtype=torch_dtype(model.dtype) if model.dtype not in (None, "auto") else None,
         load_in_4bit=opts["load_in_4bit"],
         fast_inference=opts["fast_inference"],
         max_lora_rank=opts["max_lora_rank"],
@@ -95,7 +81,7 @@ def load_unsloth_policy(model: dict):
         tokenizer = load_tokenizer(model)  # the SFT run's tokenizer (chat template) wins, as with transformers
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    log.info("policy (unsloth): %s + %s, fast_inference=%s", model["name_or_path"], adapter, opts["fast_inference"])
+    log.info("policy (unsloth): %s + %s, fast_inference=%s", model.name_or_path, adapter, opts["fast_inference"])
     return policy, tokenizer
 
 

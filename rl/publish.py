@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from common.errors import UserError
 from common.retry import GaveUp, Retryable, RetryPolicy, retry_call
 from rl import adapter_files, serving
 from rl.adapter_files import AdapterError
@@ -57,7 +58,7 @@ RELOAD_ATTEMPTS = 5
 RELOAD_TIMEOUT_S = 60.0  # one load may read a large adapter from disk
 
 
-class PublishError(ValueError):
+class PublishError(UserError, ValueError):
     """A publish or rollback that cannot go ahead; the message is one line and says why."""
 
 
@@ -535,25 +536,25 @@ def _one_line(err: BaseException) -> str:
 # ---------------------------------------------------------------- config / CLI
 
 
-def publish_from_config(config: dict, adapter_dir, metrics: dict | None = None, source_run=None,
+def publish_from_config(config, adapter_dir, metrics: dict | None = None, source_run=None,
                         eval_path=None, on_step: Callable[[str], None] | None = None) -> Path:
-    """`publish` with the `serving:` and `model:` blocks of the (plain-dict) config; what rl.train calls
-    at the end and the CLI runs. The only place a publish reads the config."""
-    opts, model = config.get("serving") or {}, config.get("model") or {}
-    trained_on = model.get("name_or_path")
+    """`publish` with the `serving:` and `model:` groups of the config (rl.config.Config); what rl.train
+    calls at the end and the CLI runs. The only place a publish reads the config."""
+    opts, model = config.serving, config.model
+    trained_on = model.name_or_path
     group = model_group_for(trained_on) if trained_on else None
     hint = (f"python -m rl.evaluate +exp={_experiment_of(Path(adapter_dir), config)} adapter={{adapter}}"
             + (f" model={group}" if group else ""))
+    gate = {metric: {k: v for k, v in vars(bound).items() if v is not None} for metric, bound in opts.gate.items()}
     return publish(
-        adapter_dir, opts.get("dir", "serving"), opts.get("name", "fastresponse"), opts.get("base_model"),
-        metrics=metrics, gate=opts.get("gate"), force=bool(opts.get("force", False)),
-        reload_url=opts.get("reload_url"), source_run=source_run, eval_path=eval_path,
-        server_dir=opts.get("server_dir"), trained_on=trained_on, aliases=model.get("base_aliases") or (),
-        eval_dirs=opts.get("evaluations") or (), evaluate_hint=hint, on_step=on_step,
+        adapter_dir, opts.dir, opts.name, opts.base_model, metrics=metrics, gate=gate, force=opts.force,
+        reload_url=opts.reload_url, source_run=source_run, eval_path=eval_path, server_dir=opts.server_dir,
+        trained_on=trained_on, aliases=model.base_aliases, eval_dirs=opts.evaluations, evaluate_hint=hint,
+        on_step=on_step,
     )  # fmt: skip
 
 
-def _experiment_of(adapter_dir: Path, config: dict) -> str:
+def _experiment_of(adapter_dir: Path, config) -> str:
     """The experiment an adapter was trained in (its run dir's config), for the rl.evaluate command."""
     from omegaconf import OmegaConf
 
@@ -564,47 +565,36 @@ def _experiment_of(adapter_dir: Path, config: dict) -> str:
             continue
         if isinstance(name, str) and name != "default":
             return name
-    name = config.get("exp_name")
-    return name if isinstance(name, str) and name != "default" else "english_only"
+    return config.exp_name if config.exp_name != "default" else "english_only"
 
 
-_command = "publish"
-
-
-def _hydra_entry():
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    @hydra.main(config_path="../conf", config_name="publish_cli", version_base="1.3")
-    def run(cfg: DictConfig) -> None:
+def _job(command: str):
+    def job(config, run_dir) -> None:
+        opts = config.serving
         try:
-            if _command == "publish" and OmegaConf.is_missing(cfg, "adapter"):
-                raise PublishError("adapter=PATH is required (the adapter folder to publish)")
-            # only what a publish reads is resolved: the rest of the config is the training run's business
-            opts = OmegaConf.to_container(cfg.serving, resolve=True)
-            model = OmegaConf.to_container(cfg.model, resolve=True)
-            if _command == "rollback":
-                path = rollback(opts["dir"], opts["name"], opts.get("reload_url"), opts.get("server_dir"))
-                print(f"rolled back: {opts['name']} -> {path}")
-            else:
-                path = publish_from_config({"serving": opts, "model": model}, cfg.adapter, eval_path=cfg.get("eval"))
-                print(f"published: {opts['name']} -> {path}")
-        except (PublishError, OmegaConfBaseException, OSError) as err:
-            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-            sys.exit(1)
+            if command == "rollback":
+                path = rollback(opts.dir, opts.name, opts.reload_url, opts.server_dir)
+                print(f"rolled back: {opts.name} -> {path}")
+                return
+            if not config.adapter:
+                raise PublishError("adapter: required, not set (pass adapter=PATH, the adapter folder to publish)")
+            path = publish_from_config(config, config.adapter, eval_path=config.eval)
+        except OSError as err:  # the serving dir is not writable, a disk is full: the user's to fix
+            raise PublishError(_one_line(err)) from None
+        print(f"published: {opts.name} -> {path}")
 
-    return run
+    return job
 
 
 def main(argv: list[str] | None = None) -> None:
     """`rollback` is a bare word before the Hydra overrides; take it off argv before Hydra parses it."""
-    global _command
+    from rl.entry import hydra_cli
+
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("publish", "rollback"):
-        _command = args.pop(0)
+    command = args.pop(0) if args and args[0] in ("publish", "rollback") else "publish"
     sys.argv = [sys.argv[0], *args]
-    _hydra_entry()()
+    # a publish reads serving.* and the adapter, not the training data or the SFT adapter
+    hydra_cli("publish_cli", _job(command), require_paths=False)
 
 
 if __name__ == "__main__":

@@ -16,56 +16,48 @@ import importlib.util
 import os
 from pathlib import Path
 
+from common.errors import UserError
+from rl.config import VLLM_COLOCATE_KEYS, VLLM_SERVER_KEYS, RolloutConfig
+
 # Keys every rollout backend shares, mapped 1:1 onto GRPOConfig fields.
 _SAMPLING_KEYS = ("num_generations", "max_completion_length", "temperature", "top_p", "top_k")
-
-# `rollout.vllm.*` -> GRPOConfig `vllm_*` (same meaning in TRL 1.15 and 1.16).
-_COLOCATE_KEYS = ("gpu_memory_utilization", "max_model_length", "enable_sleep_mode", "tensor_parallel_size")
-_SERVER_KEYS = ("server_host", "server_port", "server_base_url", "server_timeout", "group_port")
 _SHARED_VLLM_KEYS = ("model_impl", "importance_sampling_correction", "importance_sampling_mode")
 
-BACKENDS = ("hf", "vllm_colocate", "vllm_server", "vllm_lora")
 
-
-class RolloutConfigError(ValueError):
+class RolloutConfigError(UserError, ValueError):
     """A rollout setting that cannot work here; the message is one line for the user."""
 
 
-def grpo_args(rollout: dict) -> dict:
-    """`rollout:` config -> GRPOConfig keyword arguments."""
-    backend = rollout.get("backend", "hf")
-    if backend not in BACKENDS:
-        raise RolloutConfigError(f"rollout.backend: unknown backend {backend!r} (expected one of {', '.join(BACKENDS)})")
-    args = {key: rollout[key] for key in _SAMPLING_KEYS if key in rollout}
+def grpo_args(rollout: RolloutConfig, max_prompt_tokens: int | None = None) -> dict:
+    """`rollout:` config -> GRPOConfig keyword arguments. `max_prompt_tokens`: the data's prompt bound, which
+    sizes vLLM's context when `rollout.vllm.max_model_length` is not set."""
+    args = {key: getattr(rollout, key) for key in _SAMPLING_KEYS}
     # hf and vllm_lora sample outside TRL's vLLM integration (vllm_lora through rollout_func)
-    args["use_vllm"] = backend in ("vllm_colocate", "vllm_server")
+    args["use_vllm"] = rollout.backend in ("vllm_colocate", "vllm_server")
     if not args["use_vllm"]:
         return args
-
-    vllm = dict(rollout.get("vllm") or {})
-    mode_keys = _COLOCATE_KEYS if backend == "vllm_colocate" else _SERVER_KEYS
-    unknown = set(vllm) - set(mode_keys) - set(_SHARED_VLLM_KEYS)
-    if unknown:
-        raise RolloutConfigError(f"rollout.vllm: keys {sorted(unknown)} do not apply to rollout.backend={backend}")
-    args["vllm_mode"] = "colocate" if backend == "vllm_colocate" else "server"
-    if backend == "vllm_colocate" and vllm.get("max_model_length") is None:
+    colocate = rollout.backend == "vllm_colocate"
+    args["vllm_mode"] = "colocate" if colocate else "server"
+    keys = (VLLM_COLOCATE_KEYS if colocate else VLLM_SERVER_KEYS) + _SHARED_VLLM_KEYS
+    vllm = {key: getattr(rollout.vllm, key) for key in keys}
+    if colocate and vllm["max_model_length"] is None:
         # the KV cache only needs room for one prompt plus its completion
-        vllm["max_model_length"] = max_model_length(rollout)
+        vllm["max_model_length"] = max_model_length(rollout, max_prompt_tokens)
     for key, value in vllm.items():
         if value is not None:
             args[f"vllm_{key}"] = value
     return args
 
 
-def max_model_length(rollout: dict) -> int:
-    return int(rollout.get("max_prompt_length", 512)) + int(rollout["max_completion_length"])
+def max_model_length(rollout: RolloutConfig, max_prompt_tokens: int | None) -> int | None:
+    """Prompt bound + completion; None (the model's own context) when the prompts are bounded by it."""
+    return None if max_prompt_tokens is None else max_prompt_tokens + rollout.max_completion_length
 
 
-def trainer_hooks(rollout: dict, run_dir: Path, model_cfg: dict) -> dict:
+def trainer_hooks(rollout: RolloutConfig, run_dir: Path) -> dict:
     """Extra GRPOTrainer keyword arguments the backend needs (a rollout_func, callbacks)."""
-    backend = rollout.get("backend", "hf")
-    check_available(backend)
-    if backend != "vllm_lora":
+    check_available(rollout.backend)
+    if rollout.backend != "vllm_lora":
         return {}
     from rl.rollout_vllm_lora import ServerSettings, VLLMLoraRollout
 

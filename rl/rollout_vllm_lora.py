@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from common.retry import GaveUp, Retryable, RetryCounter, RetryPolicy, retry_call
+from rl.config import VllmLoraConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +38,16 @@ class RolloutServerError(RuntimeError):
     """The vLLM server did not answer usefully within the configured retries; the message is one line."""
 
 
-@dataclass
-class ServerSettings:
+@dataclass(kw_only=True)
+class ServerSettings(VllmLoraConfig):
+    """`rollout.vllm_lora` (its fields and defaults: rl.config.VllmLoraConfig) plus the server's URL."""
+
     base_url: str  # http://HOST:PORT, no /v1
-    adapter_name: str = "policy"  # the name completions are requested by
-    staging_dir: str = "vllm_lora_staging"  # where the trainer writes adapters (relative: inside the run dir)
-    server_staging_dir: str | None = None  # the same dir as the server sees it (another machine); None: same path
-    timeout_s: float = 120.0  # one HTTP call
-    retries: int = 3  # extra attempts per call, with backoff
-    backoff_s: float = 1.0
-    keep_versions: int = 2  # adapter versions kept in the staging dir (the server may still read the previous one)
-    api_key_env: str | None = None  # env var holding the server's API key, if it wants one
 
     @classmethod
-    def from_rollout(cls, rollout: dict, run_dir: Path) -> ServerSettings:
-        opts = dict(rollout.get("vllm_lora") or {})
-        base_url = rollout.get("base_url") or opts.pop("base_url", None)
-        if not base_url:
-            raise ValueError("rollout.base_url: required for rollout=vllm_lora (e.g. http://127.0.0.1:8000)")
-        opts.pop("base_url", None)
-        unknown = set(opts) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"rollout.vllm_lora: unknown keys {sorted(unknown)}")
-        settings = cls(base_url=str(base_url).rstrip("/").removesuffix("/v1"), **opts)
+    def from_rollout(cls, rollout, run_dir: Path) -> ServerSettings:
+        """The `rollout:` config group (rl.config.RolloutConfig, checked) -> settings; staging dir in the run dir."""
+        settings = cls(base_url=str(rollout.base_url).rstrip("/").removesuffix("/v1"), **vars(rollout.vllm_lora))
         staging = Path(settings.staging_dir)
         settings.staging_dir = str(staging if staging.is_absolute() else Path(run_dir) / staging)
         return settings

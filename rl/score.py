@@ -21,14 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
-
 from common.atomic_write import write_jsonl_atomic
-from rewards.compose import RewardSpec, build_raw_funcs, combine, parse_specs, score_batch, without_disabled_judge
+from common.errors import UserError
+from rewards.compose import RewardSpec, build_raw_funcs, combine, score_batch
 
 
-class ScoreError(ValueError):
+class ScoreError(UserError, ValueError):
     """Bad input or config; the message is one line."""
 
 
@@ -79,19 +77,20 @@ def _is_messages(value: Any) -> bool:
 # ---------------------------------------------------------------- scoring
 
 
-def score_rows(rows: list[tuple[dict, str, dict]], specs: list[RewardSpec], data_cfg: dict, judge: dict,
+def score_rows(rows: list[tuple[dict, str, dict]], specs: list[RewardSpec], data_cfg, judge,
                batch_size: int = 256, progress: bool = True) -> list[dict]:
-    """Each input row plus `rewards` (raw scores) and `total` (combined as in training)."""
+    """Each input row plus `rewards` (raw scores) and `total` (combined as in training).
+    `data_cfg`: rl.config.DataConfig (prompt format, system prompt, history); `judge`: JudgeSettings or None."""
     from tqdm import tqdm
 
-    funcs = build_raw_funcs(specs, judge=judge)
+    funcs = build_raw_funcs(specs, **({"judge": judge} if judge is not None else {}))
     to_example = _data().to_example
     out = []
     bar = tqdm(total=len(rows), unit="row", file=sys.stderr, disable=not progress or len(rows) < 1000)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        examples = [to_example(record, data_cfg.get("prompt_format", "messages"), data_cfg.get("system_prompt"),
-                               data_cfg.get("history")) for _, _, record in batch]
+        examples = [to_example(record, data_cfg.prompt_format, data_cfg.system_prompt, data_cfg.history or None)
+                    for _, _, record in batch]
         for example, (row, name, _) in zip(examples, batch):
             if name == "assistant_fast_response" or not row.get("assistant_fast_response"):
                 example["reference_fast_response"] = ""  # nothing to fit: the scored text itself, or none given
@@ -128,40 +127,35 @@ def summary(scored: list[dict], specs: list[RewardSpec], skipped: list[str]) -> 
     return "\n".join(lines)
 
 
-def run(cfg: dict) -> str:
-    """Score cfg["input"] into cfg["output"]; returns the summary table."""
-    judge = dict(cfg.get("judge") or {})
-    specs = parse_specs(cfg.get("rewards") or {})
-    specs, skipped = without_disabled_judge(specs, judge)
-    rows = read_rows(Path(cfg["input"]), cfg.get("field"))
-    if any(s.name == "judge_coherence" for s in specs):
-        from rewards.judge import JudgeUnavailable, preflight
+def run(config) -> str:
+    """Score config.input into config.output (rl.config.ScoreCli, checked); returns the summary table."""
+    from rl.run import reward_specs
 
-        try:
-            preflight(judge)
-        except JudgeUnavailable as err:
-            raise ScoreError(str(err)) from None
-    scored = score_rows(rows, specs, dict(cfg.get("data") or {}), judge, int(cfg.get("batch_size") or 256))
-    write_jsonl_atomic(Path(cfg["output"]), scored)
+    specs, judge, judge_down = reward_specs(config)
+    skipped = [] if config.judge.enabled else [n for n in config.rewards if n == "judge_coherence"]
+    rows = read_rows(Path(config.input), config.field)
+    if judge_down:
+        _warn(f"judge: {judge_down}; judge.required=false, so scoring goes on without it (judge_coherence: null)")
+    scored = score_rows(rows, specs, config.data, judge, config.batch_size)
+    unanswered = sum(r["rewards"].get("judge_coherence") is None for r in scored) if judge else 0
+    if judge and not judge_down and unanswered:
+        _warn(f"judge: no score for {unanswered} of {len(scored)} rows (unreachable, slow or unusable answers)")
+    write_jsonl_atomic(Path(config.output), scored)
     return summary(scored, specs, skipped)
 
 
-@hydra.main(config_path="../conf", config_name="score", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    try:
-        plain = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-                 for key in ("input", "output", "field", "batch_size", "rewards", "judge", "data")}
-    except Exception as e:  # a missing input= / output= reads as one line, not a Hydra traceback
-        print(f"error: {str(e).splitlines()[0]} (usage: python -m rl.score +exp=NAME input=IN output=OUT)",
-              file=sys.stderr)
-        sys.exit(1)
-    try:
-        table = run(plain)
-    except (ValueError, OSError) as e:  # DataError and ScoreError are ValueErrors
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        sys.exit(1)
-    print(table)
-    print(f"wrote {plain['output']}")
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    from rl.entry import hydra_cli
+
+    def job(config, run_dir) -> None:
+        print(run(config))
+        print(f"wrote {config.output}")
+
+    hydra_cli("score", job)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ offline mode, and a failing upload is logged and counted, never fatal to trainin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from common.errors import UserError
 from rl.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -102,12 +104,14 @@ def wandb_mode(env=os.environ) -> str:
     return "online" if env.get("WANDB_API_KEY") else "offline"
 
 
-def check_tracking(logging_cfg: dict) -> None:
-    """The logging settings and WANDB_MODE make sense (ValueError, one line); what start_tracking needs."""
-    if logging_cfg.get("backend", "none") not in ("wandb", "none"):
-        raise ValueError(f"logging.backend: expected 'wandb' or 'none', got {logging_cfg['backend']!r}")
-    if logging_cfg.get("backend") == "wandb":
-        wandb_mode()
+def check_tracking(logging_cfg) -> None:
+    """WANDB_MODE makes sense when W&B is on (UserError, one line), before any work; `logging_cfg` is
+    rl.config.LoggingConfig, whose backend the config check has already vetted."""
+    if logging_cfg.backend == "wandb":
+        try:
+            wandb_mode()
+        except ValueError as err:
+            raise UserError(str(err)) from None
 
 
 @contextmanager
@@ -131,18 +135,17 @@ def summary_metrics(name: str, values: dict) -> dict[str, float]:
     return flat
 
 
-def start_tracking(logging_cfg: dict, run_dir: Path, config: dict, run_name: str):
-    """`logging:` config group -> a tracker; W&B files go under the run dir.
+def start_tracking(logging_cfg, run_dir: Path, config, run_name: str):
+    """`logging:` config group (rl.config.LoggingConfig) -> a tracker; W&B files go under the run dir.
+    `config`: the whole run config (a dataclass), recorded as the W&B run's config.
 
     The mode comes from WANDB_MODE (see `wandb_mode`); `disabled` (or logging=none) is no W&B at all.
     An online start that fails (no network, a wrong host, a bad key) falls back to an offline run with
     a fresh run id (the failed one stays reserved by the W&B service), counted in `fallbacks` and in
     the run's summary; an offline start that fails too leaves training without W&B."""
-    if logging_cfg.get("backend", "none") == "none":
+    if logging_cfg.backend == "none":
         log.info("W&B off (logging=none)")
         return NoTracking()
-    if logging_cfg["backend"] != "wandb":
-        raise ValueError(f"logging.backend: expected 'wandb' or 'none', got {logging_cfg['backend']!r}")
     mode = wandb_mode()
     if mode == "disabled":
         log.info("W&B off (WANDB_MODE=disabled)")
@@ -150,16 +153,16 @@ def start_tracking(logging_cfg: dict, run_dir: Path, config: dict, run_name: str
     import wandb
 
     kwargs = dict(
-        project=logging_cfg.get("project"),
-        entity=logging_cfg.get("entity"),
-        group=logging_cfg.get("group"),
-        name=logging_cfg.get("run_name") or run_name,
-        tags=list(logging_cfg.get("tags") or []),
-        config=config,
+        project=logging_cfg.project,
+        entity=logging_cfg.entity,
+        group=logging_cfg.group,
+        name=logging_cfg.run_name or run_name,
+        tags=list(logging_cfg.tags),
+        config=dataclasses.asdict(config),
         dir=str(run_dir),
         resume="allow",
     )
-    settings = wandb.Settings(init_timeout=float(logging_cfg.get("init_timeout_s") or 30), silent=True)
+    settings = wandb.Settings(init_timeout=float(logging_cfg.init_timeout_s), silent=True)
     run_id, fallbacks = _run_id(run_dir), 0
     for attempt_mode in dict.fromkeys([mode, "offline"]):
         try:

@@ -1,15 +1,11 @@
-"""The config exactly as an entry point sees it: Hydra-composed from conf/, resolved to plain dicts."""
+"""The config exactly as an entry point sees it: Hydra-composed from conf/ into the typed dataclasses."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from rl.config import Config
+from rl.entry import compose
 
 
-def composed(*overrides: str, config_name: str = "config") -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name=config_name, overrides=list(overrides)), resolve=True)
+def composed(*overrides: str, config_name: str = "config", check: bool = False) -> Config:
+    """The typed config; `check=True` also applies the value rules (paths included), as the CLI does."""
+    return compose(config_name, list(overrides), check_values=check)

@@ -26,7 +26,7 @@ def test_kl_reference_is_a_frozen_copy_of_the_sft_adapter(nano, tmp_path):
     from rl.model import load_policy
 
     config = composed("+exp=english_only", "model=nano", "logging=none")
-    policy, tokenizer = load_policy(config["model"])
+    policy, tokenizer = load_policy(config.model)
     train_set, _ = build_datasets(nano.data, eval_size=128)
     args = GRPOConfig(output_dir=str(tmp_path), beta=0.04, max_steps=1, per_device_train_batch_size=8,
                       num_generations=8, max_completion_length=8, learning_rate=1e-2, report_to="none",

@@ -18,7 +18,7 @@ from tests.composed import composed
 def _exp_specs(name: str = "english_only") -> list:
     """The experiment's reward stack as training on the nano model sees it (Hydra-composed; no judge server)."""
     cfg = composed(f"+exp={name}", "model=nano")
-    return without_disabled_judge(parse_specs(cfg["rewards"]), cfg["judge"])[0]
+    return without_disabled_judge(cfg.reward_specs(), cfg.judge)[0]
 
 
 SPECS = _exp_specs()

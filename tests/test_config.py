@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from rewards.compose import parse_specs
+from rl.config import ConfigError
 from rl.model import ModelConfigError, check_adapter_base
 from tests.composed import composed
 
@@ -17,23 +17,23 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 def test_defaults_are_the_real_job():
     cfg = composed()
-    assert cfg["model"]["name_or_path"] == "Qwen/Qwen2.5-1.5B-Instruct"
-    assert cfg["model"]["adapter_path"] == "checkpoints/sft"
-    assert cfg["data"]["path"] == "data/pika_sft.json"
-    assert cfg["judge"]["enabled"] is True
-    assert cfg["rewards"] == {}
+    assert cfg.model.name_or_path == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert cfg.model.adapter_path == "checkpoints/sft"
+    assert cfg.data.path == "data/pika_sft.json"
+    assert cfg.judge.enabled is True
+    assert cfg.rewards == {}
 
 
 def test_nano_switches_model_data_and_judge():
     cfg = composed("+exp=english_only", "model=nano")
-    assert cfg["model"]["name_or_path"] == "checkpoints/nano/base"
-    assert cfg["data"]["path"] == "data/demo/pika_demo.jsonl"
-    assert cfg["judge"]["enabled"] is False
-    assert cfg["exp_name"] == "english_only"
+    assert cfg.model.name_or_path == "checkpoints/nano/base"
+    assert cfg.data.path == "data/demo/pika_demo.jsonl"
+    assert cfg.judge.enabled is False
+    assert cfg.exp_name == "english_only"
 
 
 def test_experiment_names_rewards_with_gates():
-    specs = {s.name: s for s in parse_specs(composed("+exp=english_only")["rewards"])}
+    specs = {s.name: s for s in composed("+exp=english_only").reward_specs()}
     assert {"english_only", "no_say_tags", "word_count"} <= set(specs)
     assert specs["english_only"].gate and specs["no_say_tags"].gate
     assert not specs["word_count"].gate
@@ -56,19 +56,18 @@ def test_experiment_names_rewards_with_gates():
 def test_command_line_overrides_reach_the_config(override, path, expected):
     cfg = composed("+exp=english_only", "model=nano", override)
     for key in path:
-        cfg = cfg[key]
+        cfg = cfg[key] if isinstance(cfg, dict) else getattr(cfg, key)
     assert cfg == expected
 
 
 def test_eval_length_follows_the_rollout_length():
     cfg = composed("+exp=english_only", "rollout.max_completion_length=40")
-    assert cfg["evaluate"]["max_new_tokens"] == 40
+    assert cfg.evaluate.max_new_tokens == 40
 
 
 def test_unknown_reward_is_a_clear_error():
-    cfg = composed("+exp=english_only", "+rewards.lang_rew_v2.weight=1")
-    with pytest.raises(ValueError, match="rewards.lang_rew_v2: unknown reward"):
-        parse_specs(cfg["rewards"])
+    with pytest.raises(ConfigError, match="rewards.lang_rew_v2: unknown reward"):
+        composed("+exp=english_only", "model=nano", "+rewards.lang_rew_v2.weight=1", check=True)
 
 
 def test_cfg_job_prints_the_composed_config():

@@ -414,7 +414,7 @@ def served_record(last_child="Hmm, I don't know."):
 def test_served_history_preset_renders_the_users_format_exactly():
     from tests.composed import composed
 
-    history = composed("+exp=english_only", "model=nano", "history=served")["data"]["history"]
+    history = composed("+exp=english_only", "model=nano", "history=served").data.history
     ex = to_example(served_record(), prompt_format="history", history=history)
     assert [m["role"] for m in ex["prompt"]] == ["system", "user"]
     assert ex["prompt"][1]["content"] == SERVED_EXAMPLE
@@ -431,7 +431,7 @@ def test_served_history_preset_renders_the_users_format_exactly():
 def test_default_history_preset_is_the_plain_rendering():
     from tests.composed import composed
 
-    history = composed("+exp=english_only")["data"]["history"]
+    history = composed("+exp=english_only").data.history
     text = to_example(served_record(), prompt_format="history", history=history)["prompt"][1]["content"]
     assert text.startswith("Conversation so far:\nPika: Chào cậu.") and "\nChild: Hmm, I don't know." in text
     assert text == to_example(served_record(), prompt_format="history")["prompt"][1]["content"]

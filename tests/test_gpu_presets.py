@@ -15,17 +15,18 @@ from pathlib import Path
 
 import pytest
 from rl.launch import server_command, training_command
+from rl.config import ConfigError
 from rl.rollout import RolloutConfigError, check_available, grpo_args, trainer_hooks
 from tests.composed import composed
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def grpo_config(config: dict, tmp_path: Path):
+def grpo_config(config, tmp_path: Path):
     from trl import GRPOConfig
 
-    trainer = {key: value for key, value in config["trainer"].items() if key != "share_prompt"}  # not TRL's
-    return GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[], **trainer, **grpo_args(config["rollout"]))
+    return GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[], **config.trainer.grpo_args(),
+                      **grpo_args(config.rollout, config.data.max_prompt_tokens))
 
 
 @pytest.mark.parametrize(
@@ -34,11 +35,12 @@ def grpo_config(config: dict, tmp_path: Path):
         (
             ["rollout=vllm_colocate"],
             {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.30,
-             "vllm_max_model_length": 512 + 24, "vllm_enable_sleep_mode": False, "vllm_tensor_parallel_size": 1,
+             "vllm_max_model_length": None, "vllm_enable_sleep_mode": False, "vllm_tensor_parallel_size": 1,
              "vllm_importance_sampling_correction": True},
         ),
         (
-            ["rollout=vllm_colocate", "rollout.vllm.enable_sleep_mode=true", "rollout.max_completion_length=40"],
+            ["rollout=vllm_colocate", "rollout.vllm.enable_sleep_mode=true", "rollout.max_completion_length=40",
+             "data.max_prompt_tokens=512"],
             {"vllm_enable_sleep_mode": True, "vllm_max_model_length": 512 + 40, "max_completion_length": 40},
         ),
         (
@@ -51,7 +53,8 @@ def grpo_config(config: dict, tmp_path: Path):
         (
             ["+exp=english_only_1gpu"],
             {"use_vllm": True, "vllm_mode": "colocate", "num_generations": 8, "per_device_train_batch_size": 16,
-             "gradient_accumulation_steps": 4, "gradient_checkpointing": True, "vllm_gpu_memory_utilization": 0.30},
+             "gradient_accumulation_steps": 4, "gradient_checkpointing": True, "vllm_gpu_memory_utilization": 0.30,
+             "vllm_max_model_length": 512 + 24},
         ),
         (
             ["+exp=english_only_3gpu"],
@@ -64,7 +67,7 @@ def test_preset_maps_onto_grpo_config(overrides, expected, tmp_path):
     if not overrides[0].startswith("+exp="):
         overrides = ["+exp=english_only", *overrides]
     config = composed(*overrides)
-    args = grpo_args(config["rollout"])
+    args = grpo_args(config.rollout, config.data.max_prompt_tokens)
     fields = {f.name for f in dataclasses.fields(__import__("trl").GRPOConfig)}
     assert set(args) <= fields, f"not GRPOConfig fields: {set(args) - fields}"
     built = grpo_config(config, tmp_path)  # TRL's own validation of the combination
@@ -80,12 +83,11 @@ def test_preset_groups_fit_the_batch(tmp_path):
         assert built.generation_batch_size % built.num_generations == 0
 
 
-def test_unknown_vllm_key_is_one_clear_error():
-    config = composed("+exp=english_only", "rollout=vllm_colocate", "+rollout.vllm.server_port=9000")
-    with pytest.raises(RolloutConfigError, match=r"rollout.vllm: keys \['server_port'\] do not apply"):
-        grpo_args(config["rollout"])
-    with pytest.raises(RolloutConfigError, match="unknown backend 'sglang'"):
-        grpo_args({"backend": "sglang"})
+def test_a_vllm_key_of_another_backend_is_one_clear_error():
+    with pytest.raises(ConfigError, match=r"rollout.vllm.server_port: does not apply to rollout.backend=vllm_colocate"):
+        composed("+exp=english_only", "rollout=vllm_colocate", "rollout.vllm.server_port=9000", check=True)
+    with pytest.raises(ConfigError, match="rollout.backend: expected one of hf, vllm_colocate, vllm_server, vllm_lora"):
+        composed("+exp=english_only", "rollout.backend=sglang", check=True)
 
 
 def test_vllm_backends_without_vllm_or_cuda_are_one_clear_error(tmp_path):
@@ -97,7 +99,7 @@ def test_vllm_backends_without_vllm_or_cuda_are_one_clear_error(tmp_path):
         assert "rollout=hf" in message  # says what works instead
     # hf and vllm_lora need neither
     check_available("hf")
-    hooks = trainer_hooks(composed("+exp=english_only", "rollout=vllm_lora")["rollout"], tmp_path, {})
+    hooks = trainer_hooks(composed("+exp=english_only", "rollout=vllm_lora").rollout, tmp_path)
     assert callable(hooks["rollout_func"])
 
 
@@ -106,7 +108,7 @@ def test_unsloth_without_gpu_is_one_clear_error():
 
     config = composed("+exp=english_only", "model.backend=unsloth")
     with pytest.raises(ModelConfigError) as err:
-        load_policy(config["model"])
+        load_policy(config.model)
     assert "\n" not in str(err.value) and "model.backend=unsloth" in str(err.value)
 
 
@@ -114,7 +116,7 @@ def test_server_preset_command_parses_with_trl_vllm_serve():
     from trl import TrlParser
     from trl.scripts.vllm_serve import ScriptArguments, build_command
 
-    config = composed("+exp=english_only", "rollout=vllm_server")
+    config = composed("+exp=english_only_3gpu")  # prompts bounded to 512 tokens: vLLM's context 512 + 24
     cmd, env, base_url = server_command(config)
     assert cmd[1:3] == ["-m", "trl.scripts.vllm_serve"] and env["CUDA_VISIBLE_DEVICES"] == "0"
     (args,) = TrlParser(ScriptArguments).parse_args_and_config(args=cmd[3:])
@@ -122,7 +124,7 @@ def test_server_preset_command_parses_with_trl_vllm_serve():
     assert (args.port, args.tensor_parallel_size, args.gpu_memory_utilization) == (8000, 1, 0.85)
     assert args.max_model_len == 512 + 24 and args.dtype == "bfloat16"
     # the trainer reaches the server where the launcher starts it
-    assert base_url == f"http://{config['rollout']['vllm']['server_host']}:{config['rollout']['vllm']['server_port']}"
+    assert base_url == f"http://{config.rollout.vllm.server_host}:{config.rollout.vllm.server_port}"
     # what `trl vllm-serve` turns it into: the NCCL weight-transfer engine GRPOTrainer's server mode needs
     vllm_cmd = build_command(args)
     assert "--weight-transfer-config" in vllm_cmd and vllm_cmd[vllm_cmd.index("--max-model-len") + 1] == "536"
@@ -179,9 +181,10 @@ def test_launch_refuses_a_backend_without_a_server(tmp_path):
 def test_cpu_path_never_imports_vllm_or_unsloth(tmp_path):
     code = (
         "import sys, rl.train, rl.model, rl.rollout, rl.launch\n"
+        "from rl.config import RolloutConfig\n"
         "from rl.rollout import grpo_args, trainer_hooks\n"
-        "for b in ('hf', 'vllm_colocate', 'vllm_server'): grpo_args({'backend': b, 'max_completion_length': 8})\n"
-        f"trainer_hooks({{'backend': 'vllm_lora', 'base_url': 'http://127.0.0.1:1'}}, {str(tmp_path)!r}, {{}})\n"
+        "for b in ('hf', 'vllm_colocate', 'vllm_server'): grpo_args(RolloutConfig(backend=b, max_completion_length=8))\n"
+        f"trainer_hooks(RolloutConfig(backend='vllm_lora', base_url='http://127.0.0.1:1'), {str(tmp_path)!r})\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('vllm', 'unsloth', 'unsloth_zoo')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

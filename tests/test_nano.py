@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -277,22 +278,23 @@ def test_the_build_split_is_the_data_config_of_model_nano():
     from conf/data/demo.yaml, not a copy of its numbers."""
     from tests.composed import composed
 
-    data = composed("+exp=english_only", "model=nano")["data"]
-    assert nano_mod.demo_split() == Split(eval_size=data["eval_size"], split_seed=data["split_seed"])
-    assert Split.from_data_config({**data, "eval_size": 64, "split_seed": 3}) == Split(64, 3)
+    data = composed("+exp=english_only", "model=nano").data
+    assert nano_mod.demo_split() == Split(eval_size=data.eval_size, split_seed=data.split_seed)
+    assert Split.from_data_config(replace(data, eval_size=64, split_seed=3)) == Split(64, 3)
     with pytest.raises(ValueError, match="data.eval_size=all"):
-        Split.from_data_config({**data, "eval_size": "all"})
+        Split.from_data_config(replace(data, eval_size="all"))
 
 
 def test_training_builds_from_its_own_data_path_and_split(tmp_path, monkeypatch):
     """ensure_built honours data.path and the split (training); evaluation reuses whatever build exists."""
     import rl.nano
+    from rl.config import DataConfig, ModelConfig
     from rl.model import ensure_built
 
     calls = []
     monkeypatch.setattr(rl.nano, "ensure_nano", lambda root, **kw: calls.append((root, kw)))
-    model = {"build_if_missing": True, "name_or_path": str(tmp_path / "nano" / "base")}
-    ensure_built(model, {"path": "my/data.jsonl", "eval_size": 32, "split_seed": 5})
+    model = ModelConfig(build_if_missing=True, name_or_path=str(tmp_path / "nano" / "base"))
+    ensure_built(model, DataConfig(path="my/data.jsonl", eval_size=32, split_seed=5))
     assert calls == [(tmp_path / "nano", {"data": Path("my/data.jsonl"), "split": Split(32, 5)})]
     calls.clear()
     ensure_built(model)  # evaluation, nothing built yet: the demo build
@@ -303,7 +305,7 @@ def test_training_builds_from_its_own_data_path_and_split(tmp_path, monkeypatch)
     calls.clear()
     ensure_built(model)  # evaluation of an existing build: never rebuilt under the adapter it evaluates
     assert calls == []
-    assert ensure_built({"build_if_missing": False, "name_or_path": "x"}, {"path": "y"}) is None and calls == []
+    assert ensure_built(ModelConfig(build_if_missing=False, name_or_path="x"), DataConfig(path="y")) is None and calls == []
 
 
 def test_a_head_dim_vllm_cpu_cannot_run_is_refused():

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from rl import serving
+from rl.config import Config, ModelConfig, ServingConfig
 from rl.adapter_files import AdapterError, check_adapter, content_hash, stamp
 from rl.publish import (
     DEFAULT_GATE,
@@ -333,13 +334,13 @@ def test_bad_adapters_are_refused(tmp_path, break_it, match):
 
 
 def test_publish_from_config_reads_the_serving_block(tmp_path):
-    config = {"serving": {"dir": str(tmp_path / "serving"), "name": "fr", "base_model": BASE,
-                          "gate": {"english_rate": {"min": 0.5}}, "force": False, "reload_url": None},
-              "model": {"name_or_path": QWEN, "base_aliases": []}}  # fmt: skip
+    config = Config(serving=ServingConfig(dir=str(tmp_path / "serving"), name="fr", base_model=BASE,
+                                          gate={"english_rate": {"min": 0.5}}),
+                    model=ModelConfig(name_or_path=QWEN))
     adapter = make_adapter(tmp_path / "a")
     version = publish_from_config(config, adapter, evaluated(adapter, {"english_rate": 0.6}))
     assert version == tmp_path / "serving" / ".versions" / "fr" / "v1"
-    config["serving"]["base_model"] = None
+    config.serving.base_model = None
     with pytest.raises(PublishError, match="serving.base_model: not set"):
         publish_from_config(config, adapter, evaluated(adapter, {"english_rate": 0.6}))
 
@@ -490,7 +491,7 @@ def test_a_nano_adapter_published_for_the_real_job_names_model_nano(tmp_path):
     from tests.composed import composed
 
     config = composed("adapter=x", f"serving.dir={tmp_path / 'serving'}", config_name="publish_cli")
-    assert config["model"]["name_or_path"] == QWEN  # the README's command: no model=nano
+    assert config.model.name_or_path == QWEN  # the README's command: no model=nano
     adapter = make_adapter(tmp_path / "nano", base="checkpoints/nano/base")
     with pytest.raises(PublishError, match="trained on the nano model: publish it with model=nano"):
         publish_from_config(config, adapter, evaluated(adapter, GOOD))
@@ -659,7 +660,7 @@ def test_cli_publish_refuse_and_rollback(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        ((), "error: adapter=PATH is required"),
+        ((), "error: adapter: required, not set (pass adapter=PATH"),
         (("adapter=/nonexistent/adapter",), "error: /nonexistent/adapter: adapter folder not found"),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewards.compose import combine, parse_specs
+from rewards.compose import combine
 from rewards.speakable import is_speakable, speakable, unspeakable_reason
 from tests.composed import composed
 
@@ -98,7 +98,7 @@ def test_speech_wrapped_in_anything_unspoken_is_not_speech(text, wrap):
 
 def _specs_with_judge() -> list:
     """The english_only experiment as the real job composes it (judge on)."""
-    return parse_specs(composed("+exp=english_only")["rewards"])
+    return composed("+exp=english_only").reward_specs()
 
 
 def _scores(text: str, judge: float) -> dict:

@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from common.retry import RetryCounter
+from rl.config import ConfigError, ModelConfig, RolloutConfig, VllmLoraConfig
 from rl.rollout_vllm_lora import RolloutServerError, ServerSettings, VLLMLoraRollout, parse_choice, runs
+from tests.composed import composed
 from tests.vllm_server import free_port
 
 MATCH_TOL = 0.05  # mean |vLLM - trainer| log-prob per token after a sync (fp32 vs vLLM's CPU kernels)
@@ -55,9 +57,10 @@ def test_http_failures_are_retried_bounded_and_counted(tmp_path):
 
 
 def test_settings_from_config_need_a_url(tmp_path):
-    with pytest.raises(ValueError, match="rollout.base_url: required"):
-        ServerSettings.from_rollout({"backend": "vllm_lora"}, tmp_path)
-    settings = ServerSettings.from_rollout({"base_url": "http://h:1/v1/", "vllm_lora": {"retries": 1}}, tmp_path)
+    with pytest.raises(ConfigError, match="rollout.base_url: required for rollout=vllm_lora"):
+        composed("+exp=english_only", "model=nano", "rollout=vllm_lora", "rollout.base_url=null", check=True)
+    rollout = RolloutConfig(backend="vllm_lora", base_url="http://h:1/v1/", vllm_lora=VllmLoraConfig(retries=1))
+    settings = ServerSettings.from_rollout(rollout, tmp_path)
     assert (settings.base_url, settings.retries) == ("http://h:1", 1)
     assert settings.staging_dir == str(tmp_path / "vllm_lora_staging")
 
@@ -77,9 +80,7 @@ def _trainer(nano, tmp_path, base_url):
     from rl.model import load_policy
 
     train, _ = build_datasets(nano.data, eval_size=16)
-    policy, tokenizer = load_policy(
-        {"name_or_path": str(nano.base), "adapter_path": str(nano.sft), "dtype": "float32", "adapter_mode": "continue"}
-    )
+    policy, tokenizer = load_policy(ModelConfig(name_or_path=str(nano.base), adapter_path=str(nano.sft), dtype="float32"))
     args = GRPOConfig(
         output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=8, num_generations=4,
         max_completion_length=16, temperature=1.0, top_k=0, seed=0, logging_steps=1,

@@ -25,12 +25,13 @@ def _trainer(nano, tmp_path, group: int, **overrides):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from rl.config import ModelConfig
     from rl.model import load_policy
     from rl.shared_prompt import shared_prompt_trainer
 
     torch.manual_seed(0)
-    policy, tokenizer = load_policy({"name_or_path": str(nano.base), "adapter_path": str(nano.sft),
-                                     "adapter_mode": "continue", "dtype": "float32"})
+    policy, tokenizer = load_policy(ModelConfig(name_or_path=str(nano.base), adapter_path=str(nano.sft),
+                                                dtype="float32"))
     settings = dict(output_dir=str(tmp_path), per_device_train_batch_size=group * 3, num_generations=group,
                     max_completion_length=16, bf16=False, use_cpu=True, report_to=[], logging_steps=1,
                     loss_type="dapo", beta=0.0)
@@ -274,7 +275,7 @@ def test_seeded_nano_run_is_the_same_with_sharing_on_and_off(nano, tmp_path, cap
         config = composed("+exp=english_only", "model=nano", "logging=none", "evaluate.enabled=false",
                           "trainer.max_steps=3", "trainer.save_steps=3", "trainer.log_completions=false",
                           f"trainer.share_prompt={share}")
-        assert config["trainer"]["share_prompt"] is (share == "true")
+        assert config.trainer.share_prompt is (share == "true")
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="rl.shared_prompt"):
             train(config, tmp_path / share)

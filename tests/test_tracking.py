@@ -24,10 +24,11 @@ KEY = "pikatestkey" + "7" * 40  # what must never leave the process nor land in 
 START = """
 import json, logging, sys
 from pathlib import Path
+from rl.config import Config, LoggingConfig
 from rl.tracking import start_tracking
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-tracker = start_tracking({"backend": "wandb", "project": "pika-test", "init_timeout_s": 8}, Path(sys.argv[1]),
-                         {"seed": 1}, "test/run")
+tracker = start_tracking(LoggingConfig(project="pika-test", init_timeout_s=8), Path(sys.argv[1]), Config(seed=1),
+                         "test/run")
 run = getattr(tracker, "run", None)
 print(json.dumps({"tracker": type(tracker).__name__, "fallbacks": tracker.fallbacks,
                   "id": getattr(run, "id", None), "offline": getattr(getattr(run, "settings", None), "_offline", None)}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def nano_config(*overrides: str) -> dict:
+def nano_config(*overrides: str):
     return composed("+exp=english_only", "model=nano", "logging=none", *overrides)
 
 
@@ -68,20 +69,13 @@ def test_run_dir_holds_everything(short_run):
 
 
 def test_saved_adapter_reproduces_the_after_metrics(short_run):
-    from rewards.compose import parse_specs, without_disabled_judge
-    from rl.data import build_datasets
     from rl.evaluate import evaluate_policy
-    from rl.model import load_policy
+    from rl.run import prepare
 
     config, run_dir, results = short_run
-    model_cfg = {**config["model"], "adapter_path": str(run_dir / "adapter")}
-    policy, tokenizer = load_policy(model_cfg)
-    data = config["data"]
-    _, held_out = build_datasets(data["path"], data["prompt_format"], data["system_prompt"], data["eval_size"],
-                                 data["split_seed"])
-    specs, _ = without_disabled_judge(parse_specs(config["rewards"]), config["judge"])
-    metrics, _ = evaluate_policy(policy, tokenizer, held_out, specs, 100,
-                                 config["evaluate"]["batch_size"], config["evaluate"]["max_new_tokens"])
+    run = prepare(config, adapter_path=str(run_dir / "adapter"), train=False)  # the setup training used
+    metrics, _ = evaluate_policy(run.policy, run.tokenizer, run.held_out, run.specs, 100, config.evaluate.batch_size,
+                                 config.evaluate.max_new_tokens)
     for key in ("english_rate", "tag_rate", "word_ok_rate", "n"):
         assert metrics[key] == pytest.approx(results["after"][key]), key
 
@@ -132,7 +126,7 @@ def test_evaluate_cli_scores_a_published_adapter(short_run, tmp_path):
     from rl.publish import publish
 
     config, run_dir, results = short_run
-    entry = publish(run_dir / "adapter", tmp_path / "serving", "fastresponse", config["model"]["serving_base_model"],
+    entry = publish(run_dir / "adapter", tmp_path / "serving", "fastresponse", config.model.serving_base_model,
                     metrics=results["after"], force=True, source_run=run_dir)
     assert entry.exists()
     out = tmp_path / "eval"
@@ -157,7 +151,8 @@ def test_the_gate_judges_exactly_what_it_publishes(short_run, tmp_path):
     from rl.publish import GateRefused, publish_from_config
 
     config, run_dir, results = short_run
-    config = {**config, "serving": {**config["serving"], "dir": str(tmp_path / "serving"), "evaluations": []}}
+    config = dataclasses.replace(config, serving=dataclasses.replace(config.serving, dir=str(tmp_path / "serving"),
+                                                                      evaluations=[]))
     english = results["after"]["english_rate"]
     with pytest.raises(GateRefused, match=rf"below the gate: english_rate {english:.4g} < 0.99"):
         publish_from_config(config, run_dir / "adapter")  # found RUN/eval.json, matched its "after" entry
@@ -172,7 +167,7 @@ def test_the_gate_judges_exactly_what_it_publishes(short_run, tmp_path):
                            f"hydra.run.dir={out}"], cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "eval.json").read_text())["adapter"]
-    config["serving"]["evaluations"] = [str(tmp_path)]  # where rl.evaluate wrote: <dir>/*/eval.json
+    config.serving.evaluations = [str(tmp_path)]  # where rl.evaluate wrote: <dir>/*/eval.json
     with pytest.raises(GateRefused, match=rf"below the gate: english_rate {report['english_rate']:.4g} < 0.99"):
         publish_from_config(config, checkpoint)
     assert not (tmp_path / "serving").exists() or not list((tmp_path / "serving").glob(".versions/*/v*"))

@@ -95,18 +95,19 @@ async def ask(client: httpx.AsyncClient, s: JudgeSettings, prompt: str, structur
     return content
 
 
-def preflight(judge: dict) -> None:
+def preflight(judge) -> str | None:
     """GET {base_url}/models: the judge answers and serves `judge.model`.
 
-    Raises JudgeUnavailable (one line) when not; with `judge.required: false` it logs a warning instead
-    (training then runs with whatever the judge answers, failures scoring None)."""
+    Raises JudgeUnavailable (one line) when not; with `judge.required: false` it returns the problem
+    instead, for the caller to say once (work then goes on, unanswered judge calls scoring None)."""
     s = settings_from(judge)
     try:
         _check_models(s)
     except JudgeUnavailable as err:
         if s.required:
             raise
-        log.warning("%s (judge.required=false: training goes on; unanswered judge calls score None)", err)
+        return str(err)
+    return None
 
 
 def _check_models(s: JudgeSettings) -> None:

@@ -1,4 +1,4 @@
-"""The `judge:` config group (a plain dict) -> validated `JudgeSettings`.
+"""The `judge:` config group: `JudgeSettings` is its schema (rl/config.py), validated by `checked()`.
 
 Defaults match conf/judge/vllm.yaml, so a dict with only `base_url` and `model` works too. The API key
 is never a setting: it is read from the environment (`JUDGE_API_KEY`) when a request is sent.
@@ -7,7 +7,8 @@ is never a setting: it is read from the environment (`JUDGE_API_KEY`) when a req
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -18,11 +19,11 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "prompts" / "judge_cohe
 TEMPLATE_FIELDS = {"fields", "last_robot_turn", "child_reply", "main_answer", "main_answer_line", "fast_response"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class JudgeSettings:
-    base_url: str
-    model: str
-    enabled: bool = True
+    base_url: str | None = None  # e.g. http://127.0.0.1:8001/v1
+    model: str | None = None  # the name the server serves
+    enabled: bool = False  # judge=vllm turns it on; judge=none leaves it off
     required: bool = True
     max_concurrency: int = 64
     timeout_s: float = 20.0  # one HTTP attempt
@@ -40,42 +41,45 @@ class JudgeSettings:
         """Upper bound on one request with all its retries (what a dead or slow judge can cost)."""
         return (self.retries + 1) * self.timeout_s + self.retries * self.max_backoff_s
 
+    def checked(self) -> JudgeSettings:
+        """Self, when every value is usable; ValueError with one line naming the bad key otherwise."""
+        for key in ("base_url", "model"):
+            if not getattr(self, key):
+                raise ValueError(f"judge.{key}: required (see docs/judge.md), got {getattr(self, key)!r}")
+        checks = [
+            ("base_url", str(self.base_url).startswith(("http://", "https://")), "must start with http:// or https://"),
+            ("max_concurrency", self.max_concurrency >= 1, "must be >= 1"),
+            ("timeout_s", self.timeout_s > 0, "must be > 0"),
+            ("retries", self.retries >= 0, "must be >= 0"),
+            ("backoff_s", self.backoff_s >= 0, "must be >= 0"),
+            ("max_backoff_s", self.max_backoff_s >= 0, "must be >= 0"),
+            ("batch_timeout_s", self.batch_timeout_s is None or self.batch_timeout_s > 0, "must be > 0 or null"),
+            ("max_tokens", self.max_tokens >= 1, "must be >= 1"),
+        ]
+        for key, ok, problem in checks:
+            if not ok:
+                raise ValueError(f"judge.{key}: {problem}, got {getattr(self, key)!r}")
+        return self
+
 
 _NAMES = {f.name for f in fields(JudgeSettings)}
 
 
-def settings_from(judge: dict[str, Any] | None, **overrides) -> JudgeSettings:
-    """Validate the judge config group (plus per-reward `params` overrides) -> settings.
+def settings_from(judge: JudgeSettings | Mapping[str, Any] | None, **overrides) -> JudgeSettings:
+    """The judge config group (typed, or a plain mapping) plus per-reward `params` overrides -> checked settings.
 
     Raises ValueError with one line naming the bad key."""
     if judge is None:
         raise ValueError(
             "judge_coherence: no judge configured (judge group is `none`); use judge=vllm or drop judge_coherence"
         )
-    merged = {**dict(judge), **overrides}
+    merged = {**(asdict(judge) if isinstance(judge, JudgeSettings) else {"enabled": True, **judge}), **overrides}
     unknown = sorted(set(merged) - _NAMES)
     if unknown:
         raise ValueError(f"judge: unknown keys {unknown}; known: {', '.join(sorted(_NAMES))}")
-    if not merged.get("enabled", True):
+    if not merged.get("enabled"):
         raise ValueError("judge_coherence: judge.enabled is false; use judge=vllm or drop judge_coherence")
-    for key in ("base_url", "model"):
-        if not merged.get(key):
-            raise ValueError(f"judge.{key}: required (see docs/judge.md)")
-    s = JudgeSettings(**merged)
-    checks = [
-        ("base_url", str(s.base_url).startswith(("http://", "https://")), "must start with http:// or https://"),
-        ("max_concurrency", s.max_concurrency >= 1, "must be >= 1"),
-        ("timeout_s", s.timeout_s > 0, "must be > 0"),
-        ("retries", s.retries >= 0, "must be >= 0"),
-        ("backoff_s", s.backoff_s >= 0, "must be >= 0"),
-        ("max_backoff_s", s.max_backoff_s >= 0, "must be >= 0"),
-        ("batch_timeout_s", s.batch_timeout_s is None or s.batch_timeout_s > 0, "must be > 0 or null"),
-        ("max_tokens", s.max_tokens >= 1, "must be >= 1"),
-    ]
-    for key, ok, problem in checks:
-        if not ok:
-            raise ValueError(f"judge.{key}: {problem}, got {getattr(s, key)!r}")
-    return s
+    return JudgeSettings(**merged).checked()
 
 
 def api_key() -> str | None:

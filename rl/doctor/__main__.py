@@ -34,19 +34,18 @@ class ConfigProblem(Exception):
 
 
 def compose(overrides: list[str]) -> dict:
-    """The config exactly as rl.train composes it (the one place the doctor reads the config)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    """The config exactly as rl.train composes and types it (the one place the doctor reads the config), as
+    plain data: the checks read presets, and presets of other machines need not have their paths here."""
+    import dataclasses
+
+    from common.errors import UserError
+    from rl.entry import compose as compose_typed
 
     try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=[o for o in overrides if not o.startswith("hydra.")])
-            return OmegaConf.to_container(cfg, resolve=True)
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        config = compose_typed("config", [o for o in overrides if not o.startswith("hydra.")], require_paths=False)
+    except UserError as err:
         raise ConfigProblem(" ".join(str(err).split())) from None
+    return dataclasses.asdict(config)
 
 
 def presets() -> list[str]:

@@ -40,10 +40,13 @@ class Split:
     split_seed: int = 0
 
     @classmethod
-    def from_data_config(cls, data: dict) -> Split:
-        if data.get("eval_size") == "all":
+    def from_data_config(cls, data) -> Split:
+        """`data` (rl.config.DataConfig, or conf/data/demo.yaml's `data:` as a dict) -> the split."""
+        eval_size, split_seed = (data.get("eval_size"), data.get("split_seed", 0)) if isinstance(data, dict) else (
+            data.eval_size, data.split_seed)
+        if eval_size == "all":
             raise ValueError("data.eval_size=all leaves nothing to build the nano model from; give a number")
-        return cls(eval_size=int(data["eval_size"]), split_seed=int(data.get("split_seed", 0)))
+        return cls(eval_size=int(eval_size), split_seed=int(split_seed))
 
 
 def demo_data_config() -> dict:
