@@ -76,11 +76,11 @@ def run_phase(name: str, steps: int, cpu: bool, out: Path) -> None:
     try:
         import torch
 
-        from rl.doctor.__main__ import compose
+        from rl.entry import compose
         from rl.train import train
 
         overrides = [*BASE, *phase.overrides, f"trainer.max_steps={steps}"] + (CPU_OVERRIDES if cpu else [])
-        config = compose(overrides)
+        config = compose("config", overrides)  # typed and checked, as `python -m rl.train` composes it
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         with tempfile.TemporaryDirectory(prefix=f"gpu_check_{name}_") as tmp:

