@@ -149,8 +149,10 @@ def quiet_libraries() -> None:
     hf_logging.set_verbosity_warning()
 
 
-def summary_lines(run_dir, results: dict, tracker_line: str | None, published: str | None = None) -> list[str]:
-    """The last lines of a run: what it measured, where everything is, what to do next."""
+def summary_lines(run_dir, results: dict, tracker_line: str | None, published: str | None = None,
+                  rules=None) -> list[str]:
+    """The last lines of a run: what it measured, where everything is, what to do next.
+    `rules`: the run's rl.rules.ReplyRules, to say which word counts word_ok_rate counted."""
     from pathlib import Path
 
     run_dir = Path(run_dir)
@@ -158,7 +160,8 @@ def summary_lines(run_dir, results: dict, tracker_line: str | None, published: s
     if results.get("before") and results.get("after"):
         b, a = results["before"], results["after"]
         pairs = [(m, b.get(m), a.get(m)) for m in ("english_rate", "tag_rate", "word_ok_rate", "judge_mean")]
-        shown = [f"{m} {x:.3f} -> {y:.3f}" for m, x, y in pairs if isinstance(x, float) and isinstance(y, float)]
+        shown = [f"{m}{f' ({rules.words})' if rules is not None and m == 'word_ok_rate' else ''} {x:.3f} -> {y:.3f}"
+                 for m, x, y in pairs if isinstance(x, float) and isinstance(y, float)]
         lines.append(f"  held-out (n={a.get('n')}): " + ", ".join(shown))
     for name, what in (("adapter", "trained adapter"), ("README.md", "adapter card"),
                        ("eval.md", "evaluation"), ("train.log", "full log (every step's metrics)")):  # fmt: skip

@@ -3,7 +3,7 @@
 The metrics that decide whether an adapter is good enough to serve:
 - `english_rate`: share of replies `english_only` accepts;
 - `tag_rate`: share of replies holding a `<say>` tag;
-- `word_ok_rate`: share of replies with 1-6 words;
+- `word_ok_rate`: share of replies within the word limits of the experiment's `word_count` (rl/rules.py);
 - `judge_mean`: mean judge score where the judge answered (null when no judge);
 - `n`: prompts evaluated.
 Training calls `evaluate_policy` before and after GRPO; `rl.report` writes `eval.json`, `eval.md`, `eval.png`.
@@ -29,9 +29,9 @@ from rewards.compose import RewardSpec, build_raw_funcs, combine, score_batch
 from rewards.fit import similarity
 from rl.generation import generate_replies
 from rl.metrics import METRICS, fit_flags, fit_rates, metrics_line, reply_rates
+from rl.rules import PIKA_RULES, ReplyRules, rules_from
 
 log = logging.getLogger(__name__)
-
 
 
 def generate_greedy(model, tokenizer, prompts: list[list[dict]], batch_size: int, max_new_tokens: int) -> list[str]:
@@ -66,12 +66,13 @@ def score_replies(examples: list[dict], replies: list[str], specs: list[RewardSp
     return rows
 
 
-def summarize(rows: list[dict]) -> dict:
-    """Rows from `score_replies` -> the evaluation metrics (METRICS, plus `top_reply` and `by_intent`)."""
+def summarize(rows: list[dict], rules: ReplyRules = PIKA_RULES) -> dict:
+    """Rows from `score_replies` -> the evaluation metrics (METRICS, plus `top_reply` and `by_intent`);
+    `rules`: the experiment's (`rl.rules.rules_from(specs)`), so the rates agree with its rewards."""
     replies = [r["reply"] for r in rows]
-    rates = reply_rates(replies)
+    rates = reply_rates(replies, rules)
     fit = fit_rates(replies, [r["reference"] for r in rows], [r.get("intent", "") for r in rows],
-                    flags=[r["fit"] for r in rows] if rows and "fit" in rows[0] else None)
+                    flags=[r["fit"] for r in rows] if rows and "fit" in rows[0] else None, rules=rules)
     judged = [r["rewards"]["judge_coherence"] for r in rows if r["rewards"].get("judge_coherence") is not None]
     metrics = {**rates, **fit}
     metrics["judge_mean"] = sum(judged) / len(judged) if judged else None
@@ -94,7 +95,7 @@ def evaluate_policy(model, tokenizer, dataset, specs, n, batch_size, max_new_tok
         raise UserError("evaluate: the held-out set is empty (data.eval_size must be > 0)")
     replies = generate_greedy(model, tokenizer, [ex["prompt"] for ex in examples], batch_size, max_new_tokens)
     rows = score_replies(examples, replies, specs, **outside)
-    return summarize(rows), rows
+    return summarize(rows, rules_from(specs)), rows
 
 
 

@@ -2,7 +2,8 @@
 
 Shares in [0, 1], computed the same way by the evaluation (`eval.json`), the nano build
 (`nano_build.json`) and the per-step rollout metrics:
-- `english_rate`, `tag_rate`, `word_ok_rate` (1-6 words unless the caller passes other limits);
+- `english_rate`, `tag_rate`, `word_ok_rate`: the experiment's rule checks (`rl.rules.ReplyRules`, derived
+  from its rewards: `word_ok_rate` counts the words its `word_count` pays for; Pika's 1-6 by default);
 - collapse: `empty_rate` (nothing said), `distinct_rate` (distinct replies / replies, after
   `rewards.fit.normalise`), `top_reply_rate` (share of the most common reply, itself in `top_reply`).
   A policy that found one stock reply has distinct_rate -> 1/n and top_reply_rate -> 1;
@@ -15,12 +16,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rewards.english import is_english
 from rewards.fit import ReferenceBank, fits, normalise, similarity
-from rewards.length import count_words
-from rewards.tags import has_say_tag
+from rl.rules import PIKA_RULES, ReplyRules
 
-WORD_LIMITS = (1, 6)  # Pika's fast response: 1-6 words
 # the per-policy numbers of eval.json, in the order reports show them (then `top_reply`, `by_intent`)
 METRICS = ("english_rate", "tag_rate", "word_ok_rate", "empty_rate", "distinct_rate", "top_reply_rate", "fit_rate",
            "reference_similarity", "judge_mean", "reward_mean", "n")
@@ -44,16 +42,15 @@ def collapse_rates(replies: list[str]) -> dict:
     }
 
 
-def reply_rates(replies: list[str], word_limits: tuple[int, int] = WORD_LIMITS) -> dict:
-    """The rates that decide whether replies are fast responses, and whether they collapsed."""
+def reply_rates(replies: list[str], rules: ReplyRules = PIKA_RULES) -> dict:
+    """The rates that decide whether replies are fast responses (by `rules`), and whether they collapsed."""
     n = len(replies)
-    low, high = word_limits
     if not n:
         return {"english_rate": None, "tag_rate": None, "word_ok_rate": None, **collapse_rates(replies), "n": 0}
     return {
-        "english_rate": sum(map(is_english, replies)) / n,
-        "tag_rate": sum(map(has_say_tag, replies)) / n,
-        "word_ok_rate": sum(low <= count_words(r) <= high for r in replies) / n,
+        "english_rate": sum(map(rules.english, replies)) / n,
+        "tag_rate": sum(map(rules.tagged, replies)) / n,
+        "word_ok_rate": sum(map(rules.word_ok, replies)) / n,
         **collapse_rates(replies),
         "n": n,
     }
@@ -69,7 +66,8 @@ def fit_flags(replies: list[str], references: list[str], intents: list[str]) -> 
     return [fits(r, ref, intent, bank) for r, ref, intent in zip(replies, references, intents)]
 
 
-def fit_rates(replies: list[str], references: list[str], intents: list[str], flags: list[bool] | None = None) -> dict:
+def fit_rates(replies: list[str], references: list[str], intents: list[str], flags: list[bool] | None = None,
+              rules: ReplyRules = PIKA_RULES) -> dict:
     """fit_rate and reference_similarity of replies against their records' references, and by_intent."""
     n = len(replies)
     if not n:
@@ -84,7 +82,7 @@ def fit_rates(replies: list[str], references: list[str], intents: list[str], fla
         by_intent[intent] = {
             "n": len(idx),
             "fit_rate": sum(fit[k] for k in idx) / len(idx),
-            "english_rate": sum(map(is_english, chosen)) / len(idx),
+            "english_rate": sum(map(rules.english, chosen)) / len(idx),
             "empty_rate": collapse["empty_rate"],
             "distinct_rate": collapse["distinct_rate"],
             "top_reply_rate": collapse["top_reply_rate"],

@@ -13,7 +13,8 @@ What a publish does, in order (nothing is written before step 3):
    adapter folder's eval.json, its run dir's (whose "after" entry is the run's adapter/, never a
    checkpoint) or an rl.evaluate report under `serving.evaluations`; refuses when there is none (saying
    how to evaluate it) or it is below `serving.gate` (default: english_rate >= 0.99, tag_rate <= 0,
-   word_ok_rate >= 0.98, over n >= 100 held-out prompts). `serving.force=true` skips this step only:
+   word_ok_rate >= 0.98, over n >= 100 held-out prompts; the report names the experiment's word limits,
+   rl/rules.py). `serving.force=true` skips this step only:
    loudly, and the manifest says `forced: true`;
 3. copies what a server reads (config, weights, tokenizer files) into a staging folder, fsyncs it and
    names it `DIR/.versions/NAME/vN`, with `base_model_name_or_path` rewritten to `serving.base_model`
@@ -44,6 +45,7 @@ from common.errors import UserError
 from common.retry import GaveUp, Retryable, RetryPolicy, retry_call
 from rl import adapter_files, serving
 from rl.adapter_files import AdapterError
+from rl.rules import ReplyRules, rules_from
 
 log = logging.getLogger("rl.publish")
 
@@ -73,20 +75,23 @@ class ReloadError(PublishError):
 # ---------------------------------------------------------------- the gate
 
 
-def gate_failures(metrics: dict, gate: dict) -> list[str]:
-    """`gate` = {metric: {"min": x} and/or {"max": y}} -> the failing checks, e.g. 'english_rate 0.95 < 0.99'."""
+def gate_failures(metrics: dict, gate: dict, rules: ReplyRules | None = None) -> list[str]:
+    """`gate` = {metric: {"min": x} and/or {"max": y}} -> the failing checks, e.g. 'english_rate 0.95 < 0.99'.
+    `rules`: the experiment's (rl.rules), to say which word counts word_ok_rate counts ('word_ok_rate
+    (1-4 words) 0.95 < 0.98'); None when the publish has no experiment to say it."""
     failures = []
     for metric, bounds in gate.items():
         if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
             raise PublishError(f"serving.gate.{metric}: expected {{min: X}} and/or {{max: Y}}, got {bounds!r}")
         value = metrics.get(metric)
+        label = f"{metric} ({rules.words})" if rules is not None and metric == "word_ok_rate" else metric
         if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
-            failures.append(f"{metric} missing (got {value!r})")
+            failures.append(f"{label} missing (got {value!r})")
             continue
         if "min" in bounds and value < bounds["min"]:
-            failures.append(f"{metric} {value:.4g} < {bounds['min']:g}")
+            failures.append(f"{label} {value:.4g} < {bounds['min']:g}")
         if "max" in bounds and value > bounds["max"]:
-            failures.append(f"{metric} {value:.4g} > {bounds['max']:g}")
+            failures.append(f"{label} {value:.4g} > {bounds['max']:g}")
     return failures
 
 
@@ -248,6 +253,7 @@ def publish(
     evaluate_hint: str = "python -m rl.evaluate +exp=english_only adapter={adapter}",
     reload_attempts: int = RELOAD_ATTEMPTS,
     on_step: Callable[[str], None] | None = None,
+    rules: ReplyRules | None = None,
 ) -> Path:
     """Publish `adapter_dir` as the next version of `name` in `serving_dir`; returns the version folder.
 
@@ -259,6 +265,7 @@ def publish(
     server_dir: the serving dir as the vLLM server sees it (when it runs elsewhere); default serving_dir.
     on_step: called with each step's name (copy, fsync, rename, link, reload, switch) before it runs:
       a test seam for failures and kills at every step.
+    rules: the experiment's rl.rules.ReplyRules: the gate's report and the manifest name its word limits.
     Raises GateRefused (nothing written) or PublishError/ReloadError with a one-line message; after a
     failure the serving dir is exactly as it was (the previous version still served).
     """
@@ -284,7 +291,7 @@ def publish(
                          f"evaluate it first: {evaluate_hint.format(adapter=adapter_dir)}")
         else:
             source_run = source_run or evaluation_file.parent
-    failures = [unmatched] if unmatched else gate_failures(metrics, gate)
+    failures = [unmatched] if unmatched else gate_failures(metrics, gate, rules)
     if failures and not force:
         raise GateRefused(
             f"refusing to publish {adapter_dir}: {'' if unmatched else 'below the gate: '}"
@@ -321,6 +328,7 @@ def publish(
             "evaluation": str(Path(evaluation_file).resolve()) if evaluation_file else None,
             "metrics": metrics,
             "gate": gate,
+            "word_limits": list(rules.word_limits) if rules is not None else None,
             "gate_failures": failures,
             "forced": bool(force),
             "files": files,
@@ -546,11 +554,13 @@ def publish_from_config(config, adapter_dir, metrics: dict | None = None, source
     hint = (f"python -m rl.evaluate +exp={_experiment_of(Path(adapter_dir), config)} adapter={{adapter}}"
             + (f" model={group}" if group else ""))
     gate = {metric: {k: v for k, v in vars(bound).items() if v is not None} for metric, bound in opts.gate.items()}
+    # the experiment's word limits, when the config names one (rl.publish without +exp=... has no rewards)
+    rules = rules_from(config.reward_specs()) if config.rewards else None
     return publish(
         adapter_dir, opts.dir, opts.name, opts.base_model, metrics=metrics, gate=gate, force=opts.force,
         reload_url=opts.reload_url, source_run=source_run, eval_path=eval_path, server_dir=opts.server_dir,
         trained_on=trained_on, aliases=model.base_aliases, eval_dirs=opts.evaluations, evaluate_hint=hint,
-        on_step=on_step,
+        on_step=on_step, rules=rules,
     )  # fmt: skip
 
 

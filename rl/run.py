@@ -15,6 +15,7 @@ from common.errors import UserError
 from rewards.compose import RewardSpec, without_disabled_judge
 from rewards.judge.settings import JudgeSettings
 from rl.config import Config
+from rl.rules import ReplyRules, rules_from
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ class Run:
     tokenizer: Any = None
     max_prompt_tokens: int | None = None  # the prompt bound the data was cut to (None: not bounded)
     data_stats: dict = field(default_factory=dict)
+
+    @property
+    def rules(self) -> ReplyRules:
+        """What these rewards count as a fast response (word limits, gates, the rate checks)."""
+        return rules_from(self.specs)
 
     @property
     def reward_kwargs(self) -> dict:

@@ -68,7 +68,7 @@ def train(config: Config, run_dir: Path) -> dict:
     # the rollout metrics ride on a synchronous reward's call (TRL hands completions out there)
     sync = [i for i, f in enumerate(reward_funcs) if not is_async(f)]
     if sync:
-        reward_funcs[sync[0]] = WithRolloutMetrics(reward_funcs[sync[0]])
+        reward_funcs[sync[0]] = WithRolloutMetrics(reward_funcs[sync[0]], run.rules)
     else:
         log.warning("rollout metrics: every reward is asynchronous (judge only); rollout/* is not logged")
 
@@ -162,7 +162,7 @@ def train(config: Config, run_dir: Path) -> dict:
         from rl.publish import publish_from_config
 
         publish_from_config(config, adapter_dir, results.get("after"), source_run=run_dir)
-    print("\n".join(summary_lines(run_dir, results, tracker_line)), flush=True)
+    print("\n".join(summary_lines(run_dir, results, tracker_line, rules=run.rules)), flush=True)
     return results
 
 

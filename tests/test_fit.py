@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from rewards.fit import FIT_SIMILARITY, ReferenceBank, fits, normalise, reference_fit, similarity
 from rewards.registry import get_reward
 from rl.metrics import collapse_rates, fit_rates, reply_rates
+from rl.rules import ReplyRules
 
 # A held-out set in miniature: (child, intent, reference), references as the demo and users write them.
 RECORDS = [
@@ -118,7 +119,7 @@ def test_reply_rates_are_shares_with_word_limits_from_the_caller():
     rates = reply_rates(["Great job!", "<say>Hi</say>", "Không sao đâu bé!", "", "one two three four five six seven"])
     assert rates["n"] == 5 and rates["empty_rate"] == 0.2 and rates["tag_rate"] == 0.2
     assert rates["word_ok_rate"] == pytest.approx(3 / 5)
-    assert reply_rates(["one two three four five six seven"], word_limits=(1, 8))["word_ok_rate"] == 1.0
+    assert reply_rates(["one two three four five six seven"], ReplyRules(word_limits=(1, 8)))["word_ok_rate"] == 1.0
     assert all(0 <= v <= 1 for k, v in rates.items() if k.endswith("_rate"))
 
 
