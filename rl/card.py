@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.atomic_write import write_text_atomic
+from rl.rules import ReplyRules, rules_from
 
 METRICS = (
     ("english_rate", "English replies", "higher"),
     ("tag_rate", "replies with `<say>` tags", "lower"),
-    ("word_ok_rate", "replies of the allowed length", "higher"),
+    ("word_ok_rate", "replies of {words}", "higher"),  # the run's word limits (rl/rules.py)
     ("empty_rate", "empty replies", "lower"),
     ("distinct_rate", "distinct replies (collapse: near 1/n)", "higher"),
     ("fit_rate", "replies that fit their conversation", "higher"),
@@ -41,10 +42,11 @@ def render_card(config, run_dir: Path, results: dict, steps: int, data_sizes: tu
     exp = config.exp_name
     overrides = " model=nano" if "nano" in str(model.name_or_path) else ""
     serving_base = model.serving_base_model or model.name_or_path
+    rules = rules_from(config.reward_specs())
     lines = [
         f"# Pika fast-response adapter: {exp} ({run_dir.name})",
         "",
-        "A LoRA adapter for Pika's fast response (1-6 words of simple English before the main answer), trained "
+        f"A LoRA adapter for Pika's fast response ({rules.words} of simple English before the main answer), trained "
         "with GRPO from the SFT adapter below (`python -m rl.train`).",
         "",
         "| | |",
@@ -67,7 +69,7 @@ def render_card(config, run_dir: Path, results: dict, steps: int, data_sizes: tu
         off = " (off: no judge configured)" if spec.name == "judge_coherence" and not judge_on else ""
         lines.append(f"| `{spec.name}`{off} | {spec.weight} | {'yes' if spec.gate else 'no'} |")
     lines += ["", "Gates multiply the other rewards: a Vietnamese or tagged reply never outscores a compliant one.", ""]
-    lines += _evaluation(results)
+    lines += _evaluation(results, rules)
     lines += [
         "## Serve it",
         "",
@@ -94,7 +96,7 @@ def render_card(config, run_dir: Path, results: dict, steps: int, data_sizes: tu
     return "\n".join(lines)
 
 
-def _evaluation(results: dict) -> list[str]:
+def _evaluation(results: dict, rules: ReplyRules) -> list[str]:
     if not results:
         return ["## Evaluation", "", "Not evaluated (evaluate.enabled=false).", ""]
     names = [name for name in ("before", "after") if name in results] or list(results)
@@ -113,7 +115,7 @@ def _evaluation(results: dict) -> list[str]:
         if all(v is None for v in values):
             continue
         cells = ["-" if v is None else f"{v:.3f}" for v in values]
-        lines.append(f"| {what} | " + " | ".join(cells) + f" | {better} |")
+        lines.append(f"| {what.format(words=rules.words)} | " + " | ".join(cells) + f" | {better} |")
     return lines + [""]
 
 

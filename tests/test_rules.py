@@ -75,7 +75,8 @@ def test_rollout_word_ok_rate_agrees_with_the_configured_reward():
     assert logged["rollout/word_ok_rate"] == pytest.approx(sum(s > 0 for s in scores) / len(scores)) == 0.5
 
 
-def test_console_and_publish_gate_say_the_configured_limits(tmp_path):
+def test_console_card_and_publish_gate_say_the_configured_limits(tmp_path):
+    from rl.card import render_card
     from rl.console import summary_lines
     from rl.publish import GateRefused, gate_failures, publish_from_config
 
@@ -84,6 +85,8 @@ def test_console_and_publish_gate_say_the_configured_limits(tmp_path):
     rules = rules_from(config.reward_specs())
     results = {"before": {"word_ok_rate": 0.5, "n": 128}, "after": {"word_ok_rate": 1.0, "n": 128}}
     assert "word_ok_rate (1-4 words) 0.500 -> 1.000" in summary_lines(tmp_path, results, None, rules=rules)[1]
+    card = render_card(config, tmp_path, results, 5, None)
+    assert "fast response (1-4 words of simple English" in card and "| replies of 1-4 words | 0.500 | 1.000 |" in card
 
     metrics = {"english_rate": 1.0, "tag_rate": 0.0, "word_ok_rate": 0.5, "n": 128}
     gate = {"word_ok_rate": {"min": 0.98}}
