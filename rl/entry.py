@@ -4,7 +4,7 @@
         hydra_cli("config", train)          # train(config: rl.config.Config, run_dir: Path)
 
 Before Hydra creates a run dir, the command line is composed once with Hydra's compose API and the
-value rules are checked (`rl.config.check`): a bad override or YAML value is one line naming the key,
+value rules are checked (`rl.config_rules.check`): a bad override or YAML value is one line naming the key,
 the value and the rule, a typo'd key names the nearest real key, and nothing is written or loaded.
 Then Hydra runs the job as usual (run dir, logging, `--cfg job`, `--help`), with the config converted
 once into the dataclasses of rl/config.py. A `UserError` raised by the job is one line, no traceback.
@@ -21,7 +21,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from common.errors import UserError, reporting_user_errors
-from rl.config import SCHEMAS, Config, ConfigError, check, did_you_mean, schema_keys, unknown_keys, value_problem
+from rl.config import SCHEMAS, Config, ConfigError, did_you_mean, value_problem
+from rl.config_rules import check, schema_keys, unknown_keys
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # The schema each primary config composes into (its `schema:` default).
