@@ -82,7 +82,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 _REPEATS = re.compile(r"(.)\1{2,}")
 # A Vietnamese syllable without its diacritics: onset + rime. Only used for words in neither lexicon.
 _VI_SYLLABLE = re.compile(
-    r"(?:ngh|ng|nh|gh|gi|kh|ph|qu|th|tr|ch|[bcdghklmnprstvx])?"
+    r"(?:ngh|ng|nh|gh|gi|kh|ph|qu|th|tr|ch|[bcdghklmnpqrstvx])?"
     r"(?:a|ac|ach|ai|am|an|ang|anh|ao|ap|at|au|ay|e|ec|em|en|eng|eo|ep|et|eu|i|ia|ich|iec|iem|ien|ieng|iep|"
     r"iet|ieu|im|in|inh|ip|it|iu|o|oa|oac|oach|oai|oan|oang|oanh|oao|oat|oay|oc|oe|oen|oet|oi|om|on|ong|"
     r"ooc|oong|op|ot|u|ua|uan|uang|uat|uay|uc|ue|uen|uet|ui|um|un|ung|uo|uoc|uoi|uom|uon|uong|uot|up|ut|"
@@ -122,25 +122,57 @@ def _english_word(word: str) -> bool:
     return False
 
 
-def _has_foreign_letters(text: str, echo: frozenset = frozenset()) -> bool:
-    """True if a letter or combining mark outside ASCII appears outside an allowed English loanword."""
-    for word in _WORD.findall(text):
-        lower = word.lower()
-        if not word.isascii() and lower not in LOANWORDS and lower not in echo and not _marked_name(word):
+def _has_foreign_letters(text: str, pieces: list[str], allowed: set[str]) -> bool:
+    """True if a letter or combining mark outside ASCII appears outside an English loanword ("café") or a
+    word `allowed` (echoed by the conversation, read as a name)."""
+    for word in pieces:
+        if not word.isascii() and word.lower() not in LOANWORDS and word not in allowed:
             return True
     # Combining marks (tone marks typed separately) that NFC could not attach to a letter.
     return any("\u0300" <= ch <= "\u036f" for ch in text)
 
 
-def _marked_name(word: str) -> bool:
-    """A capitalised Vietnamese given name or surname written with its diacritics: "Bảo", "Ngọc", "Kiên":
-    a listed name, or a capitalised Vietnamese syllable that is not a common Vietnamese word ("Đúng")."""
-    if not (word[:1].isupper() and word[1:].islower()):
+def _title(word: str) -> bool:
+    return len(word) > 1 and word[0].isupper() and word[1:].islower()
+
+
+def _name_candidate(word: str) -> bool:
+    """A capitalised word shaped like a Vietnamese syllable (with or without its diacritics) that is not
+    one of the words Vietnamese replies are made of (praise, particles, address terms: "Đúng", "Hay", "Con")."""
+    if not _title(word):
         return False
     lower = word.lower()
-    if lower in VIETNAMESE_MARKED_NAMES:
+    if word == LOANWORD_MARK or lower in VIETNAMESE_NAMES or lower in VIETNAMESE_MARKED_NAMES:
         return True
-    return lower not in VIETNAMESE_COMMON and bool(_VI_SYLLABLE.fullmatch(_plain(lower)))
+    plain = _plain(lower)
+    reply_word = lower in VIETNAMESE_REPLY_WORDS if not lower.isascii() else lower in VIETNAMESE_REPLY_PLAIN
+    return plain.isascii() and not reply_word and bool(_VI_SYLLABLE.fullmatch(plain))
+
+
+def _names(pieces: list[str], echo: frozenset) -> set[int]:
+    """Positions of the pieces read as Vietnamese names: "Great job, Bảo!", "Go, Minh Anh!", "Ha Long Bay".
+    Vietnamese capitalises little but names, so a capitalised Vietnamese-shaped word is a name if it is a
+    listed name, or stands inside the reply (not first), or beside another such word (a name of two or
+    three syllables), or, written with its diacritics, is not a common Vietnamese word ("Kiên!" is a name,
+    "Đúng!" is not). English words ("Tom", "Long") stay English. A name decides nothing: the rest does."""
+    candidates = [_name_candidate(w) and w.lower() not in echo for w in pieces]
+    out = set()
+    for i, word in enumerate(pieces):
+        if not candidates[i]:
+            continue
+        lower = word.lower()
+        if word == LOANWORD_MARK:
+            out.add(i)
+            continue
+        beside = (i > 0 and candidates[i - 1]) or (i + 1 < len(pieces) and candidates[i + 1])
+        if lower.isascii():
+            if lower in ENGLISH_WORDS or (lower not in VIETNAMESE_SYLLABLES and _english_word(lower)):
+                continue  # an English word ("Long", "Tom"): counted as English
+            if lower in VIETNAMESE_NAMES or i > 0 or beside:
+                out.add(i)
+        elif lower in VIETNAMESE_MARKED_NAMES or i > 0 or beside or lower not in VIETNAMESE_COMMON:
+            out.add(i)
+    return out
 
 
 def _plain(word: str) -> str:
@@ -178,13 +210,17 @@ def _typed_vietnamese(word: str) -> bool:
 _LOAN_PHRASES = None
 
 
+LOANWORD_MARK = "Qxloanword"  # stands where a loanword was cut out: a name, next to which a name may stand
+
+
 def _without_loanwords(text: str) -> tuple[str, int]:
-    """Vietnamese food, festival and place names ("bánh mì", "Tết", "Hà Nội") cut out: (text, how many)."""
+    """Vietnamese food, festival and place names ("bánh mì", "Tết", "Hà Nội") replaced by LOANWORD_MARK:
+    (text, how many)."""
     global _LOAN_PHRASES
     if _LOAN_PHRASES is None:
         alternatives = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in VIETNAMESE_LOANWORDS)
         _LOAN_PHRASES = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
-    return _LOAN_PHRASES.subn(" ", text)
+    return _LOAN_PHRASES.subn(f" {LOANWORD_MARK} ", text)
 
 
 def _pieces(words: list[str]) -> list[str]:
@@ -204,42 +240,37 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
     if not _WORD.search(text):
         return False
-    text, loanwords = _without_loanwords(unicodedata.normalize("NFC", text))
-    words = _WORD.findall(text)
-    if not words:
-        return False  # only a food or place name: "Phở!" alone is not an English reply
-    if not text.isascii() and _has_foreign_letters(text, echo):
-        return False
+    original = text
+    text, _ = _without_loanwords(unicodedata.normalize("NFC", text))
+    pieces = _pieces(_WORD.findall(text))
+    names = _names(pieces, echo)
+    if not text.isascii():
+        allowed = {pieces[i] for i in names} | {p for p in pieces if p.lower() in echo}
+        if _has_foreign_letters(text, pieces, allowed):
+            return False
 
-    english = unknown = unknown_vi = names = 0
-    marked_names = loanwords
-    pieces = _pieces(words)
-    vi_leaning = set()
-    for word in pieces:
+    english = unknown = unknown_vi = 0
+    named = len(names)  # loanwords included: "Phở!" alone is not an English reply
+    shared = []  # words both English and Vietnamese typed without diacritics: "me", "hat", "ban", "hay"
+    teen_code = set()  # z = vậy, j = gì, r = rồi
+    for i, word in enumerate(pieces):
         lower = word.lower()
         if lower in echo:  # the conversation uses it: the child's name, the word being taught
             english += 1
             continue
-        if not lower.isascii() and _marked_name(word):  # "Great job, Bảo!": the rest of the reply decides
-            marked_names += 1
+        if i in names:  # "Great job, Bảo!", "Good job, Minh!": the rest of the reply decides
             continue
         if lower.isdigit() or len(lower) == 1:
             english += lower.isdigit()  # a number is fine English; a lone letter decides nothing
             if word in TEEN_CODE_LETTERS:
-                vi_leaning.add(word)
+                teen_code.add(word)
             continue
         if lower in FOREIGN_WORDS and lower not in ENGLISH_WORDS and (lower in FOREIGN_CURATED or not _known(lower)):
             return False  # "hola" is frequent in English text too, but a curated foreign word
         if lower in VIETNAMESE_SYLLABLES:
             if lower in ENGLISH_WORDS:
-                if lower in VIETNAMESE_LEANING:
-                    vi_leaning.add(lower)
-                else:
-                    vi_leaning.add("")  # an English-leaning shared word ("it", "got", "hat")
+                shared.append(lower)
                 continue  # "me", "may", "to": both languages, decides nothing alone
-            if word[0].isupper() and word[1:].islower() and lower in VIETNAMESE_NAMES:
-                names += 1
-                continue  # "Good job, Minh!": the rest of the reply decides
             return False
         if _english_word(lower):
             english += 1
@@ -251,13 +282,21 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
             unknown_vi += 1
         else:
             unknown += 1
-    if (marked_names or names) and not english and "" not in vi_leaning:
+    leaning = {w for w in shared if w in VIETNAMESE_LEANING} | teen_code
+    english_leaning = any(w not in VIETNAMESE_LEANING for w in shared)
+    if named and not english and not english_leaning:
         return False  # a Vietnamese name needs English around it: "Nhi?" (nhỉ), "Bảo Ngọc" alone are not English
     if not english and len(pieces) > 1 and (pieces[-1] == "a" or "o" in pieces or "u" in pieces):
         return False  # "the a", "o day": Vietnamese "à/ạ", "ở/ơ", "ừ" with no English word around
     if english and len(pieces) > 1 and pieces[-2].lower() not in LETTER_CONTEXT and _VI_FINAL_PARTICLE.search(text):
         return False  # "yes a", "thanks a", "ok e": Vietnamese "ạ" / "em" typed bare after English words
-    if not english and not unknown and len(vi_leaning) >= 2 and "" not in vi_leaning:
+    if any(w in ENGLISH_PHONICS for w in shared) and _drill_word_in_compound(text):
+        return False
+    if _vocative(pieces, names):
+        return False  # "Great job be!", "Good job ban!": Vietnamese "bé", "bạn" addressing the child
+    if shared and not english and not unknown and not unknown_vi and _vietnamese_reading(text, pieces, shared):
+        return False
+    if not english and not unknown and len(leaning) >= 2 and not english_leaning:
         return False  # "me an", "the ha", "z ha": only words far more common as Vietnamese (mẹ ăn, thế hả)
     if unknown_vi and not (english and english >= 2 * unknown_vi):
         return False  # an unlisted Vietnamese-shaped word ("nghieng") with little English around it
@@ -267,8 +306,49 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
         return True  # a lone capitalised word is a name: "Elsa!"
     # Unknown words that cannot be Vietnamese: English words missing from the lexicon, or another
     # language. fastText decides, rejecting only when it is fairly sure of another language.
-    label, prob = fasttext_label(text)
+    label, prob = fasttext_label(original)
     return label == "en" or prob < FOREIGN_MIN_PROB
+
+
+# The words after which a closing "be", "ban" or "con" is English grammar ("Let it be!", "a ban").
+_LICENSING = frozenset(("to", "will", "can", "could", "would", "should", "must", "might", "may", "it", "let",
+                        "gonna", "wanna", "shall", "not", "a", "an", "the", "no", "and", "or", "my", "your"))
+_CLAUSE = re.compile(r"[,.;:!?\u2026()\"“”]+")
+
+
+def _vocative(pieces: list[str], names: set[int]) -> bool:
+    """A Vietnamese address term ("bé", "bạn", "con") typed bare to close a reply after other words."""
+    if len(pieces) < 2 or len(pieces) - 1 in names:
+        return False
+    last, before = pieces[-1].lower(), pieces[-2].lower()
+    return last in VIETNAMESE_ADDRESS_PLAIN and before not in _LICENSING
+
+
+def _vietnamese_reply(words: list[str]) -> bool:
+    return any(w in VIETNAMESE_ADDRESS_PLAIN or w in VIETNAMESE_PRAISE_PLAIN for w in words)
+
+
+def _drill_word_in_compound(text: str) -> bool:
+    """A phonics drill word inside a Vietnamese two-syllable word: "Cam on, thank you!" (cảm ơn)."""
+    for clause in _CLAUSE.split(text):
+        words = [w.lower() for w in _WORD.findall(clause)]
+        for a, b in zip(words, words[1:]):
+            if (a in ENGLISH_PHONICS or b in ENGLISH_PHONICS) and f"{a} {b}" in VIETNAMESE_COMPOUNDS:
+                return True
+    return False
+
+
+def _vietnamese_reading(text: str, pieces: list[str], shared: list[str]) -> bool:
+    """A reply made only of shared spellings: Vietnamese when it holds a Vietnamese praise word or address
+    term ("Hay", "Be", "Con hay", "Hat hay": hát hay), or two neighbours within one clause form a Vietnamese
+    word ("May man": may mắn, "Ban be": bạn bè); English otherwise ("Den!", "Cat, bat, hat!", "Got it!")."""
+    if _vietnamese_reply(shared):
+        return True
+    for clause in _CLAUSE.split(text):
+        words = [w.lower() for w in _WORD.findall(clause)]
+        if any(f"{a} {b}" in VIETNAMESE_COMPOUNDS for a, b in zip(words, words[1:])):
+            return True
+    return False
 
 
 def is_english(text: str, echo: frozenset = frozenset()) -> bool:
@@ -277,7 +357,7 @@ def is_english(text: str, echo: frozenset = frozenset()) -> bool:
 
         >>> is_english("Let's count! 1, 2, 3!"), is_english("Xin chào"), is_english("dung roi")
         (True, False, False)
-        >>> is_english("Dam!"), is_english("Dam!", echo=frozenset({"dam"}))
+        >>> is_english("Bay!"), is_english("Bay!", echo=frozenset({"bay"}))
         (False, True)
     """
     if not isinstance(text, str):
@@ -326,8 +406,8 @@ def conversation_words(robot_turn: str, child_reply: str, main_answer: str = "")
     - words the robot quotes, ASCII only (the lesson word: Từ "tin" nghĩa là gì?);
     - capitalised words inside a sentence: names ("Chào Kiên, ..."; Vietnamese capitalises little else).
 
-        >>> sorted(conversation_words('Chào Khoa! Từ "dam" nghĩa là gì?', "Dam!"))
-        ['dam', 'khoa']
+        >>> sorted(conversation_words('Chào Khoa! Từ "bay" nghĩa là gì?', "Bay!"))
+        ['bay', 'khoa']
     """
     words: set[str] = set()
     child = unicodedata.normalize("NFC", child_reply or "")[:1000]
@@ -397,9 +477,20 @@ LETTER_CONTEXT = _lexicon("letter_context")  # "Letter a!", "Big e": a closing b
 VIETNAMESE_MARKED_NAMES = _lexicon("vietnamese_marked_names")
 VIETNAMESE_NAMES = _lexicon("vietnamese_names")
 VIETNAMESE_COMMON = _lexicon("vietnamese_common")  # frequent Vietnamese words: not names when capitalised
-ENGLISH_WORDS = _lexicon("english_curated")
+ENGLISH_CURATED = _lexicon("english_curated")
+# Phonics drill words ("den", "dam", "cam"): English alone or in a drill, Vietnamese inside a Vietnamese word.
+ENGLISH_PHONICS = _lexicon("english_phonics") - ENGLISH_CURATED
+ENGLISH_WORDS = ENGLISH_CURATED | ENGLISH_PHONICS
 ENGLISH_FREQUENT = _lexicon("english_frequent")  # consulted only for words no Vietnamese rule claims
 VIETNAMESE_SYLLABLES = _lexicon("vietnamese_syllables")
+# The words Vietnamese fast responses are made of, with their diacritics; ..._PLAIN: typed without them.
+VIETNAMESE_ADDRESS = _lexicon("vietnamese_address")  # bạn, bé, con, em, cháu: how Pika addresses the child
+VIETNAMESE_PRAISE = _lexicon("vietnamese_praise")  # giỏi, hay, đúng, tốt, ngoan
+VIETNAMESE_REPLY_WORDS = VIETNAMESE_ADDRESS | VIETNAMESE_PRAISE | _lexicon("vietnamese_particles")  # never names
+VIETNAMESE_ADDRESS_PLAIN = frozenset(map(_plain, VIETNAMESE_ADDRESS))
+VIETNAMESE_PRAISE_PLAIN = frozenset(map(_plain, VIETNAMESE_PRAISE))
+VIETNAMESE_REPLY_PLAIN = frozenset(map(_plain, VIETNAMESE_REPLY_WORDS))
+VIETNAMESE_COMPOUNDS = _lexicon("vietnamese_compounds")  # "may man" (may mắn): two shared spellings, one word
 # Vietnamese food, festivals and places an English reply names ("Yummy phở!", "Happy Tết!"), as phrases.
 VIETNAMESE_LOANWORDS = tuple(sorted(_lexicon("vietnamese_loanwords"), key=len, reverse=True))
 

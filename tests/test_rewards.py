@@ -50,9 +50,9 @@ def _labeled(path: Path = REPLIES):
 
 
 @pytest.mark.parametrize("reply, robot, child, echoed", [
-    ("Dam!", 'Từ "dam" nghĩa là con đập. Con đọc nhé!', "Dam!", True),  # the lesson word, quoted by the robot
-    ("Den!", "Con thấy gì trong hình?", "I see a den!", True),  # the child said it, in English
-    ("Great job, Kiên!", "Chào Kiên, hôm nay mình học nhé!", "", True),  # the child's name, mid-sentence
+    ("Bay!", 'Từ "bay" nghĩa là vịnh. Con đọc nhé!', "Bay!", True),  # the lesson word, quoted by the robot
+    ("Bay!", "Con thấy gì trong hình?", "I see a bay!", True),  # the child said it, in English
+    ("Great job, Vui!", "Chào Vui, hôm nay mình học nhé!", "", True),  # the child's name, mid-sentence
     ("Cam on!", "Con nói cảm ơn đi nào!", "", False),  # Vietnamese in the robot turn echoes nothing
     ("Gioi qua!", "Giỏi quá! Tiếp nha.", "gioi qua", False),  # the child typed Vietnamese: no echo
 ])

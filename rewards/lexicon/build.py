@@ -9,7 +9,11 @@ Writes, one word a line, sorted (the curated *.txt lists beside them are edited 
 - foreign_frequent.txt: ASCII words common in another Latin-script language wordfreq covers (Zipf >=
   FOREIGN_MIN_ZIPF there) but rare in English (Zipf < FOREIGN_MAX_EN_ZIPF) and not Vietnamese syllables;
 - vietnamese_common.txt: Vietnamese words (with their diacritics, NFC) with Zipf >= VI_MIN_ZIPF: a
-  capitalised word with diacritics that is NOT this common is read as a name ("Great job, Kiên!").
+  capitalised word with diacritics that is NOT this common is read as a name ("Great job, Kiên!");
+- vietnamese_compounds.txt: two-syllable Vietnamese words of underthesea's Viet74K dictionary (Apache-2.0;
+  read from its wheel, which `pip download` fetches) typed without diacritics, "may man" (may mắn), "ban be"
+  (bạn bè), kept when both syllables are also English words (the shared spellings english_only cannot
+  decide one word at a time); a reduplication ("ha ha", "la la") is left out: English says those too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ FOREIGN_LANGS = ("es", "id", "ms", "fr", "de", "it", "pt", "nl", "pl", "tr", "sv
 FOREIGN_MIN_ZIPF = 4.0
 FOREIGN_MAX_EN_ZIPF = 2.5
 VI_MIN_ZIPF = 4.5
+UNDERTHESEA = "underthesea==9.5.0"
+DICTIONARY = "underthesea/corpus/data/Viet74K.txt"
 
 
 def plain(word: str) -> str:
@@ -34,6 +40,36 @@ def plain(word: str) -> str:
 def _write(name: str, words) -> None:
     (HERE / name).write_text("\n".join(sorted(set(words))) + "\n", encoding="utf-8")
     print(f"{name}: {len(set(words))} words")
+
+
+def _lines(name: str) -> set[str]:
+    return {line.strip() for line in (HERE / name).read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def vietnamese_dictionary() -> list[str]:
+    """Viet74K's entries (NFC, lower-case), read from the underthesea wheel (downloaded, not installed)."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, UNDERTHESEA], check=True)
+        wheel = next(Path(tmp).glob("underthesea-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            text = archive.read(DICTIONARY).decode("utf-8")
+    return [unicodedata.normalize("NFC", line.strip().lower()) for line in text.splitlines() if line.strip()]
+
+
+def compounds(entries: list[str]) -> set[str]:
+    english = _lines("english_curated.txt") | _lines("english_phonics.txt")
+    shared = _lines("vietnamese_syllables.txt") & english
+    out = set()
+    for entry in entries:
+        parts = [plain(p) for p in entry.split()]
+        if len(parts) == 2 and parts[0] != parts[1] and all(p in shared for p in parts):
+            out.add(" ".join(parts))
+    return out
 
 
 def main() -> None:
@@ -58,6 +94,7 @@ def main() -> None:
     _write("foreign_frequent.txt", foreign)
     common = [unicodedata.normalize("NFC", w) for w in vi_words if zipf_frequency(w, "vi") >= VI_MIN_ZIPF and not w.isascii()]
     _write("vietnamese_common.txt", common)
+    _write("vietnamese_compounds.txt", compounds(vietnamese_dictionary()))
 
 
 if __name__ == "__main__":
