@@ -23,7 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EN_MIN_ZIPF = 3.0
-FOREIGN_LANGS = ("es", "id", "ms", "fr", "de", "it", "pt", "nl", "pl", "tr", "sv", "da", "nb", "fi", "ro", "cs", "hu")
+FOREIGN_LANGS = ("es", "id", "ms", "fil", "fr", "de", "it", "pt", "nl", "pl", "tr", "sv", "da", "nb", "fi", "ro", "cs", "hu",
+                 "ca", "sk", "sl", "sh", "lt", "lv", "is")
 FOREIGN_MIN_ZIPF = 4.0
 FOREIGN_MAX_EN_ZIPF = 2.5
 VI_MIN_ZIPF = 4.5
