@@ -90,6 +90,8 @@ _VI_SYLLABLE = re.compile(
 )
 # A bare "a" or "e" closing the reply after a space or comma (not quoted: 'Say "a"!'): Vietnamese "ạ"/"em".
 _VI_FINAL_PARTICLE = re.compile(r"[\s,][ae][\s!?.\u2026~]*$")
+# Endings of romanised Korean (-yo, -seyo, -nida) and Japanese (-masu, -desu, -mashita, -shii, -tou).
+_ROMANIZED_ENDING = re.compile(r"(?:[aeiouh]yo|seyo|nida|mashita|masu|masen|desu|kudasai|shii|[aeo]tou)$")
 # fastText must be at least this sure of a non-English language to reject words missing from both lexicons.
 FOREIGN_MIN_PROB = 0.5
 _SUFFIXES = ("'s", "'ll", "'re", "'ve", "'d", "ies", "es", "s", "ed", "d", "ing", "er", "est", "ly", "y", "n")
@@ -200,6 +202,10 @@ def _typed_vietnamese(word: str) -> bool:
     for keys, letter in _TELEX_VOWELS:
         decoded = decoded.replace(keys, letter)
     decoded = decoded.replace("w", "u")
+    if decoded != word:  # a vowel key was typed ("tuyeejt"): the tone key may stand anywhere after a vowel
+        for i in range(1, len(decoded) - 1):
+            if decoded[i] in "sfrxj" and decoded[i - 1] in "aeiouy" and decoded[:i] + decoded[i + 1:] in VIETNAMESE_SYLLABLES:
+                return True
     if decoded[-1] in "sfrxj" and len(decoded) > 2 and decoded[-2] in "aeiouyc" + "mnptgh":
         toned = decoded[:-1]
         if toned in VIETNAMESE_SYLLABLES and (len(word) >= 4 or decoded != word):  # not "rex", "box"
@@ -278,6 +284,8 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
             return False
         elif any(c.isdigit() for c in lower):
             english += 1
+        elif len(lower) >= 5 and _ROMANIZED_ENDING.search(lower):
+            return False  # "Majayo!", "Omedetou!": romanised Korean or Japanese that no list holds
         elif _VI_SYLLABLE.fullmatch(lower) and not word[0].isupper():
             unknown_vi += 1
         else:
@@ -339,14 +347,19 @@ def _drill_word_in_compound(text: str) -> bool:
 
 
 def _vietnamese_reading(text: str, pieces: list[str], shared: list[str]) -> bool:
-    """A reply made only of shared spellings: Vietnamese when it holds a Vietnamese praise word or address
-    term ("Hay", "Be", "Con hay", "Hat hay": hát hay), or two neighbours within one clause form a Vietnamese
-    word ("May man": may mắn, "Ban be": bạn bè); English otherwise ("Den!", "Cat, bat, hat!", "Got it!")."""
-    if _vietnamese_reply(shared):
-        return True
+    """A reply made only of shared spellings. Alone, a praise word ("Hay", "Tot") or an address term that is
+    no drill word ("Be") is Vietnamese, a drill word English ("Den!", "Ban!"). Within one clause, a praise
+    word or address term beside another word ("Con hay", "Hat hay": hát hay), or two neighbours forming a
+    Vietnamese word ("May man": may mắn, "Ban be": bạn bè) read Vietnamese; a list of single words, one per
+    comma, is a drill ("Tan, ban, can!", "Cat, bat, hat!"), and the rest English ("Got it!", "Hop on!")."""
+    if len(pieces) == 1:
+        word = shared[0]
+        return word in VIETNAMESE_PRAISE_PLAIN or (word in VIETNAMESE_ADDRESS_PLAIN and word not in ENGLISH_PHONICS)
     for clause in _CLAUSE.split(text):
         words = [w.lower() for w in _WORD.findall(clause)]
-        if any(f"{a} {b}" in VIETNAMESE_COMPOUNDS for a, b in zip(words, words[1:])):
+        if len(words) < 2:
+            continue
+        if _vietnamese_reply(words) or any(f"{a} {b}" in VIETNAMESE_COMPOUNDS for a, b in zip(words, words[1:])):
             return True
     return False
 
