@@ -83,10 +83,10 @@ _REPEATS = re.compile(r"(.)\1{2,}")
 # A Vietnamese syllable without its diacritics: onset + rime. Only used for words in neither lexicon.
 _VI_SYLLABLE = re.compile(
     r"(?:ngh|ng|nh|gh|gi|kh|ph|qu|th|tr|ch|[bcdghklmnpqrstvx])?"
-    r"(?:a|ac|ach|ai|am|an|ang|anh|ao|ap|at|au|ay|e|ec|em|en|eng|eo|ep|et|eu|i|ia|ich|iec|iem|ien|ieng|iep|"
+    r"(?:a|ac|ach|ai|am|an|ang|anh|ao|ap|at|au|ay|e|ec|ech|em|en|eng|enh|eo|ep|et|eu|i|ia|ich|iec|iem|ien|ieng|iep|"
     r"iet|ieu|im|in|inh|ip|it|iu|o|oa|oac|oach|oai|oan|oang|oanh|oao|oat|oay|oc|oe|oen|oet|oi|om|on|ong|"
     r"ooc|oong|op|ot|u|ua|uan|uang|uat|uay|uc|ue|uen|uet|ui|um|un|ung|uo|uoc|uoi|uom|uon|uong|uot|up|ut|"
-    r"uu|uy|uya|uyen|uyet|uynh|uyt|y|yen|yet|yeu)"
+    r"uop|uou|uu|uy|uya|uyen|uyet|uynh|uyt|y|yen|yet|yeu)"
 )
 # A bare "a" or "e" closing the reply after a space or comma (not quoted: 'Say "a"!'): Vietnamese "ạ"/"em".
 _VI_FINAL_PARTICLE = re.compile(r"[\s,][ae][\s!?.\u2026~]*$")
@@ -196,19 +196,20 @@ def _typed_vietnamese(word: str) -> bool:
         return letters.isalpha() and len(letters) >= 2 and bool(_VI_SYLLABLE.fullmatch(letters))
     if not word.isalpha() or len(word) < 3:
         return False
-    if word[-2:] in ("aa", "ee", "oo", "aw", "ow", "uw"):
-        return False  # "doo", "hee", "haw": English sounds more often than a toneless â/ê/ô/ă/ơ/ư at the end
+    if word[-2:] in ("aa", "ee", "oo", "aw"):
+        return False  # "doo", "hee", "haw": English sounds more often than a toneless â/ê/ô/ă at the end
     decoded = word
     for keys, letter in _TELEX_VOWELS:
         decoded = decoded.replace(keys, letter)
     decoded = decoded.replace("w", "u")
     if decoded != word:  # a vowel key was typed ("tuyeejt"): the tone key may stand anywhere after a vowel
         for i in range(1, len(decoded) - 1):
-            if decoded[i] in "sfrxj" and decoded[i - 1] in "aeiouy" and decoded[:i] + decoded[i + 1:] in VIETNAMESE_SYLLABLES:
+            if decoded[i] in "sfrxj" and decoded[i - 1] in "aeiouy" and _VI_SYLLABLE.fullmatch(decoded[:i] + decoded[i + 1:]):
                 return True
     if decoded[-1] in "sfrxj" and len(decoded) > 2 and decoded[-2] in "aeiouyc" + "mnptgh":
         toned = decoded[:-1]
-        if toned in VIETNAMESE_SYLLABLES and (len(word) >= 4 or decoded != word):  # not "rex", "box"
+        if (toned in VIETNAMESE_SYLLABLES and (len(word) >= 4 or decoded != word)  # not "rex", "box"
+                or decoded != word and _VI_SYLLABLE.fullmatch(toned)):  # a vowel key too: "chawcs" (chắc)
             return True
     return decoded != word and bool(_VI_SYLLABLE.fullmatch(decoded))
 
