@@ -352,7 +352,7 @@ def _vietnamese_reading(text: str, pieces: list[str], shared: list[str]) -> bool
     no drill word ("Be") is Vietnamese, a drill word English ("Den!", "Ban!"). Within one clause, a praise
     word or address term beside another word ("Con hay", "Hat hay": hát hay), or two neighbours forming a
     Vietnamese word ("May man": may mắn, "Ban be": bạn bè) read Vietnamese; a list of single words, one per
-    comma, is a drill ("Tan, ban, can!", "Cat, bat, hat!"), and the rest English ("Got it!", "Hop on!")."""
+    comma, is a drill ("Tan, ban, can!", "Cat, bat, hat!"), and the rest English ("Got it!", "So long!")."""
     if len(pieces) == 1:
         word = shared[0]
         return word in VIETNAMESE_PRAISE_PLAIN or (word in VIETNAMESE_ADDRESS_PLAIN and word not in ENGLISH_PHONICS)
@@ -360,9 +360,16 @@ def _vietnamese_reading(text: str, pieces: list[str], shared: list[str]) -> bool
         words = [w.lower() for w in _WORD.findall(clause)]
         if len(words) < 2:
             continue
-        if _vietnamese_reply(words) or any(f"{a} {b}" in VIETNAMESE_COMPOUNDS for a, b in zip(words, words[1:])):
+        if _vietnamese_reply(words) or any(_vietnamese_pair(a, b) for a, b in zip(words, words[1:])):
             return True
     return False
+
+
+def _vietnamese_pair(a: str, b: str) -> bool:
+    # Only a pair holding a drill word or a Vietnamese-leaning word: "so long" and "tan man" are
+    # Viet74K words too (số lượng, tản mạn), but English phrases first.
+    lean = a in ENGLISH_PHONICS or b in ENGLISH_PHONICS or a in VIETNAMESE_LEANING or b in VIETNAMESE_LEANING
+    return lean and f"{a} {b}" in VIETNAMESE_COMPOUNDS
 
 
 def is_english(text: str, echo: frozenset = frozenset()) -> bool:
