@@ -211,7 +211,9 @@ def _typed_vietnamese(word: str) -> bool:
         if (toned in VIETNAMESE_SYLLABLES and (len(word) >= 4 or decoded != word)  # not "rex", "box"
                 or decoded != word and _VI_SYLLABLE.fullmatch(toned)):  # a vowel key too: "chawcs" (chắc)
             return True
-    return decoded != word and bool(_VI_SYLLABLE.fullmatch(decoded))
+    # Without a tone key: a syllable closed by p, t, c or ch always carries a tone (sắc or nặng), so
+    # "boop", "toot" are English sounds, not bốp, tốt typed without their tone.
+    return decoded != word and not decoded.endswith(("p", "t", "c", "ch")) and bool(_VI_SYLLABLE.fullmatch(decoded))
 
 
 _LOAN_PHRASES = None

@@ -43,10 +43,11 @@ def _rows(name: str) -> list[tuple[str, str]]:
     ("Great job be!", False), ("Good job ban!", False), ("Good, con!", False), ("Let it be!", True),
     ("It will be!", True),
     # (c) Telex / VNI keystrokes, the tone key anywhere after the vowel keys
-    ("Tuyeejt!", False), ("gioir quas", False), ("d9u1ng ro62i", False), ("Box!", True), ("Zoom!", True),
+    ("Tuyeejt!", False), ("gioir quas", False), ("d9u1ng ro62i", False), ("chawcs", False), ("Box!", True),
+    ("Zoom!", True), ("Boop!", True), ("Toot toot!", True),  # a closed syllable without its tone key is no Telex
     # (e) short phrases of other languages, romanised Korean, Japanese and Chinese included
     ("Hwaiting!", False), ("Majayo!", False), ("Omedetou!", False), ("Subarashii!", False), ("Jia you!", False),
-    ("Jal haesseoyo!", False), ("Salamat po!", False), ("Elsa!", True), ("Tokyo!", True), ("Pikachu!", True),
+    ("Jal haesseoyo!", False), ("Salamat po!", False), ("Increible!", False), ("Xie xie", False), ("Elsa!", True), ("Tokyo!", True), ("Pikachu!", True),
 ])
 def test_english_only_v2_mechanisms(text, expected):
     assert is_english(text) is expected

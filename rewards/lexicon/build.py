@@ -6,8 +6,9 @@
 Writes, one word a line, sorted (the curated *.txt lists beside them are edited by hand):
 - english_frequent.txt: ASCII English words with Zipf frequency >= EN_MIN_ZIPF that are not Vietnamese
   syllables typed without diacritics (those stay decided by the Vietnamese rules);
-- foreign_frequent.txt: ASCII words common in another Latin-script language wordfreq covers (Zipf >=
-  FOREIGN_MIN_ZIPF there) but rare in English (Zipf < FOREIGN_MAX_EN_ZIPF) and not Vietnamese syllables;
+- foreign_frequent.txt: words common in another Latin-script language wordfreq covers (Zipf >=
+  FOREIGN_MIN_ZIPF there), typed in ASCII (accents dropped: "increible"), rare in English (Zipf <
+  FOREIGN_MAX_EN_ZIPF) and not Vietnamese syllables;
 - vietnamese_common.txt: Vietnamese words (with their diacritics, NFC) with Zipf >= VI_MIN_ZIPF: a
   capitalised word with diacritics that is NOT this common is read as a name ("Great job, Kiên!");
 - vietnamese_compounds.txt: two-syllable Vietnamese words of underthesea's Viet74K dictionary (Apache-2.0;
@@ -89,9 +90,10 @@ def main() -> None:
     foreign = set()
     for lang in FOREIGN_LANGS:
         for w in top_n_list(lang, 5000):
-            if (ascii_word(w) and zipf_frequency(w, lang) >= FOREIGN_MIN_ZIPF
-                    and zipf_frequency(w, "en") < FOREIGN_MAX_EN_ZIPF and w not in vi_plain):
-                foreign.add(w)
+            typed = plain(w)  # "increíble" is typed "increible" as often: both spellings count
+            if (ascii_word(typed) and zipf_frequency(w, lang) >= FOREIGN_MIN_ZIPF
+                    and zipf_frequency(typed, "en") < FOREIGN_MAX_EN_ZIPF and typed not in vi_plain):
+                foreign.add(typed)
     _write("foreign_frequent.txt", foreign)
     common = [unicodedata.normalize("NFC", w) for w in vi_words if zipf_frequency(w, "vi") >= VI_MIN_ZIPF and not w.isascii()]
     _write("vietnamese_common.txt", common)
