@@ -3,22 +3,34 @@
 fastText's lid.176 alone is unreliable on the 1-6 word replies Pika gives: it calls "Giỏi lắm!" and
 "gioi qua" English and rejects "Tom!" or "5!". So the decision is made in this order, cheapest first:
 1. No word (empty, whitespace, emoji or punctuation only) -> not English: emptiness must never score.
-2. Any letter outside ASCII (Vietnamese tone marks and letters, other scripts, French/Spanish/German
-   accents) -> not English, except inside a few English loanwords ("café", "Pokémon") and capitalised
-   Vietnamese names written with their diacritics ("Great job, Bảo!"; not "Hồng" = pink or "Gấu" = bear).
-3. Per word (lower-cased, elongations like "yaaay" squeezed, "-s/-ed/-ing" stripped when needed):
+2. Names first (Vietnamese capitalises little but names): a capitalised Vietnamese-shaped word, with or
+   without diacritics, that is a listed name, stands inside the reply, or beside another such word
+   ("Great job, Bảo!", "Cool, Kiên!", "Go, Minh Anh!", "Hạ Long Bay"), is a name, unless it is one of the
+   words Vietnamese replies are made of (praise, particles, address terms: "Yes, Đúng!", "Great, Giỏi!").
+   A name decides nothing, but needs an English word beside it: "Nhi?" (nhỉ), "Bảo Ngọc" alone are not
+   English. Vietnamese food, festivals and places ("bánh mì", "Tết") count as names too.
+3. Any other letter outside ASCII (Vietnamese tone marks and letters, other scripts, French/Spanish/German
+   accents) -> not English, except inside a few English loanwords ("café", "Pokémon").
+4. Per word (lower-cased, elongations like "yaaay" squeezed, "-s/-ed/-ing" stripped when needed):
    - a Vietnamese syllable typed without diacritics that is not an English word ("gioi", "qua", "khong",
-     "roi", "ban", "con", "cam", chat shorthand "vl", "cx", "ntn") -> not English (a mixed reply is not
-     English). Words that are both ("me", "may", "to", "an", "hat") decide nothing. A capitalised
-     Vietnamese given name ("Minh", "Lan", "Bảo") is allowed ("Great job, Minh!") if an English word is
-     beside it: "Nhi?" (nhỉ) or "Bảo Ngọc" alone are not English.
-   - a common word of another Latin-script language ("merci", "hola", "danke", "bagus") -> not English.
+     "roi", chat shorthand "vl", "cx", "ntn") -> not English (a mixed reply is not English). Words that
+     are both ("me", "may", "hat", and phonics drill words: "den", "ban", "cam") are shared: see 5.
+   - a common word of another Latin-script language, accents dropped ("merci", "hola", "increible"), a
+     romanised Korean, Japanese or Chinese one ("hwaiting", "omedetou", "xie", endings -yo, -masu) ->
+     not English; Telex or VNI keystrokes ("gioir", "tuyeejt", "d9u1ng") -> not English.
    - an English word (kid-directed lexicon, numbers, exclamations, names) counts for English.
-4. Replies of shared words only: Vietnamese if they end in the particle "a" or hold a lone "o"/"u"
-   ("the a", "o day"), or if every shared word leans Vietnamese ("me an" = mẹ ăn, "the ha" = thế hả);
-   "Got it!", "Do it!", "La la la!" stay English. A bare "a"/"e" closing a reply after English words is the
-   Vietnamese "ạ"/"em" ("Yes a", "Thanks a", "Ok e") unless a letter is meant ("Letter a!", "Big e").
-5. Words known to neither list: a lower-case word shaped like a Vietnamese syllable ("nghieng") needs
+5. Shared spellings. A closing address term after other words is Vietnamese ("Great job be!" = bé, "Good
+   job ban!"), unless English grammar wants it ("Let it be!"). A phonics drill word inside a Vietnamese
+   two-syllable word is Vietnamese ("Cam on, thank you!" = cảm ơn). A reply of shared words only is
+   Vietnamese if, alone, it is a praise word or an address term that is no drill word ("Hay", "Tot",
+   "Be"), or if within one clause a praise word or address term stands beside another word ("Con hay",
+   "Hat hay" = hát hay) or two neighbours form a Vietnamese word of underthesea's Viet74K dictionary ("May
+   man" = may mắn, "Ban be" = bạn bè), or it ends in the particle "a" or holds a lone "o"/"u" ("the a",
+   "o day"), or every word leans Vietnamese ("me an" = mẹ ăn). A drill word alone or a list of them is
+   English ("Den!", "Ban!", "Tan, ban, can!"), and so are "Got it!", "So long!", "La la la!". A bare "a"/"e"
+   closing a reply after English words is the Vietnamese "ạ"/"em" ("Yes a", "Ok e") unless a letter is
+   meant ("Letter a!", "Big e").
+6. Words known to neither list: a lower-case word shaped like a Vietnamese syllable ("nghieng") needs
    twice as many English words beside it; other unknown words ("brontosaurus", "kiitos") are English if
    English words are at least as many, if the reply is one capitalised word (a name), or unless
    fastText is at least FOREIGN_MIN_PROB sure of another language.
@@ -480,8 +492,10 @@ def _str(value) -> str:
 # english_curated (kid-directed words, exclamations, numbers, names), vietnamese_syllables (common
 # syllables typed without diacritics, chat shorthand), vietnamese_names / vietnamese_marked_names,
 # vietnamese_loanwords (food, festivals, places, as phrases), vietnamese_leaning, foreign_curated,
-# loanwords, letter_context, teen_code_letters. Built from wordfreq by rewards/lexicon/build.py:
-# english_frequent, foreign_frequent, vietnamese_common.
+# loanwords, letter_context, teen_code_letters, english_phonics (CVC word families a phonics lesson
+# drills), vietnamese_address / vietnamese_praise / vietnamese_particles (with diacritics: the words
+# Vietnamese fast responses are made of). Built by rewards/lexicon/build.py from wordfreq:
+# english_frequent, foreign_frequent, vietnamese_common; from underthesea's Viet74K: vietnamese_compounds.
 
 LEXICON = Path(__file__).resolve().parent / "lexicon"
 
