@@ -1,4 +1,6 @@
 """`english_only`: is the fast response English? 1.0 yes, 0.0 no (a decision, so it can act as a gate).
+Long because: the decision order below is one chain of rules, each relying on the earlier ones;
+the word lists live in rewards/lexicon, this file is the rules.
 
 fastText's lid.176 alone is unreliable on the 1-6 word replies Pika gives: it calls "Giỏi lắm!" and
 "gioi qua" English and rejects "Tom!" or "5!". So the decision is made in this order, cheapest first:

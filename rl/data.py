@@ -1,4 +1,6 @@
 """Pika conversations -> validated records -> prompt dataset (train + held-out split).
+Long because: reading, validating, prompting, bounding and splitting are one pipeline over one
+record format whose error wording (file, record, line, field) they share; the bound itself is rl.prompt_bound.
 
 The Pika format is a JSON array, or JSONL (one record per line), of records like
     {"previous_conversation": [{"role": "system", "content": "...guidelines..."},
@@ -43,6 +45,7 @@ from typing import Any
 
 from common.conversation import DEFAULT_FORMAT, HistoryFormat
 from common.errors import UserError
+from rl.prompt_bound import BoundStats, PromptBound, PromptTooLong
 
 ROLES = ("system", "assistant", "user")
 PROMPT_FORMATS = ("messages", "history")
@@ -218,6 +221,10 @@ def read_rows(path: str | Path) -> list[tuple[Any, int]]:
 
 def load_records(path: str | Path) -> list[dict]:
     """Every record of a Pika JSON array or JSONL file, validated; raises DataError on the first problem."""
+    return [record for record, _ in _load(path)]
+
+
+def _load(path: str | Path) -> list[tuple[dict, int]]:
     path = Path(path)
     rows = read_rows(path)
     for index, (record, line) in enumerate(rows):
@@ -225,7 +232,7 @@ def load_records(path: str | Path) -> list[dict]:
             validate_record(record)
         except DataError as e:
             raise DataError(f"{path}: record {index} (line {line}): {e}") from None
-    return [record for record, _ in rows]
+    return rows
 
 
 # ---------------------------------------------------------------- records -> prompts
@@ -292,12 +299,21 @@ def render_prompt(system: str, turns: list[dict], prompt_format: str = "messages
 
 
 def to_example(record: dict, prompt_format: str = "messages", system_prompt: str | None = None,
-               history: HistoryFormat | dict | None = None) -> dict:
-    """One validated record -> a prompt row (columns in COLUMNS) for TRL's GRPOTrainer."""
+               history: HistoryFormat | dict | None = None, bound: PromptBound | None = None) -> dict:
+    """One validated record -> a prompt row (columns in COLUMNS) for TRL's GRPOTrainer.
+
+    With a `bound` the prompt keeps only the newest turns that fit (rl.prompt_bound; PromptTooLong when
+    none do); the row's "prompt_tokens" and "turns_dropped" say what bounding did."""
     if prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"prompt_format: expected one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
     turns = _dialogue(record)
-    prompt = render_prompt(_system_text(record, system_prompt), turns, prompt_format, history)
+    system = _system_text(record, system_prompt)
+    extra = {}
+    if bound is not None:
+        kept, tokens = bound.fit(turns, lambda some: render_prompt(system, some, prompt_format, history))
+        extra = {"prompt_tokens": tokens, "turns_dropped": len(turns) - len(kept)}
+        turns = kept
+    prompt = render_prompt(system, turns, prompt_format, history)
     robot_turns = [t["content"] for t in turns if t["role"] == "assistant"]
     return {
         "prompt": prompt,
@@ -307,7 +323,37 @@ def to_example(record: dict, prompt_format: str = "messages", system_prompt: str
         "child_reply": turns[-1]["content"],
         "conversation_id": conversation_id(record),
         "intent": record.get("intent") or "",
+        **extra,
     }
+
+
+def bounded_examples(path: str | Path, prompt_format: str, system_prompt: str | None,
+                     history: HistoryFormat | dict | None, bound: PromptBound | None,
+                     too_long: str = "skip") -> tuple[list[dict], BoundStats | None]:
+    """Every record of `path` as a prompt row, bounded when `bound` is given; (rows, what bounding did).
+    A record too long even when trimmed is skipped, or (too_long="refuse") a DataError naming it."""
+    history = history_format(history)
+    rows = _load(path)
+    if bound is None:
+        return [to_example(r, prompt_format, system_prompt, history) for r, _ in rows], None
+    stats, examples = BoundStats(bound.max_tokens), []
+    for index, (record, line) in enumerate(rows):
+        try:
+            example = to_example(record, prompt_format, system_prompt, history, bound)
+        except PromptTooLong as err:
+            if too_long == "refuse":
+                raise DataError(
+                    f"{path}: record {index} (line {line}): field 'previous_conversation': the prompt is "
+                    f"{err.tokens} tokens with only the system prompt, the last robot turn and the child's reply "
+                    f"left; data.max_prompt_tokens is {bound.max_tokens} (data.too_long=refuse; skip to drop it)"
+                ) from None
+            stats.skipped += 1
+            continue
+        stats.trimmed += example["turns_dropped"] > 0
+        stats.turns_dropped += example.pop("turns_dropped")
+        stats.lengths.append(example.pop("prompt_tokens"))
+        examples.append(example)
+    return examples, stats
 
 
 # ---------------------------------------------------------------- split
@@ -371,15 +417,23 @@ def build_datasets(
     eval_size: int | str = 128,
     split_seed: int = 0,
     history: HistoryFormat | dict | None = None,
+    bound: PromptBound | None = None,
+    too_long: str = "skip",
+    stats_out: list | None = None,
 ):
     """(train, held_out) as datasets.Dataset with the columns in COLUMNS, split by conversation.
 
-    eval_size="all" holds out every record (train is empty): a test file evaluated whole."""
+    eval_size="all" holds out every record (train is empty): a test file evaluated whole. With a `bound`,
+    prompts are bounded (see bounded_examples) and what that did is appended to `stats_out`."""
     from datasets import Dataset
 
     eval_size = parse_eval_size(eval_size)
-    history = history_format(history)
-    examples = [to_example(r, prompt_format, system_prompt, history) for r in load_records(path)]
+    examples, stats = bounded_examples(path, prompt_format, system_prompt, history, bound, too_long)
+    if stats_out is not None and stats is not None:
+        stats_out.append(stats)
+    if not examples:
+        raise DataError(f"{path}: every record is longer than data.max_prompt_tokens={bound.max_tokens} "
+                        "even with its oldest turns dropped")
     train, held_out = split_examples(examples, eval_size, split_seed)
     if not train and eval_size != EVAL_ALL:
         raise DataError(
@@ -486,15 +540,49 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--eval-size", type=_eval_size, default=128,
                        help="held-out prompts of the split shown ('all': every record)")
     check.add_argument("--split-seed", type=_count, default=0)
+    check.add_argument("--tokenizer", default=None,
+                       help="the model's tokenizer (a folder or hub name, e.g. checkpoints/nano/base): prompt "
+                            "lengths in its tokens, bounded as training bounds them")
+    check.add_argument("--max-prompt-tokens", type=_count, default=None,
+                       help="data.max_prompt_tokens (default: the model's context minus --max-completion-length)")
+    check.add_argument("--max-completion-length", type=_count, default=24, help="rollout.max_completion_length")
     args = parser.parse_args(argv)
     try:
         records = load_records(args.file)
-    except DataError as e:
-        print(e, file=sys.stderr)
+        bound = None
+        if args.tokenizer:
+            bound = prompt_bound(args.tokenizer, args.max_prompt_tokens, args.max_completion_length)
+            _, stats = bounded_examples(args.file, args.format, args.system_prompt, None, bound)
+    except (DataError, OSError, ValueError) as e:
+        print(" ".join(str(e).split()), file=sys.stderr)
         return 1
     summary = summarize(records, args.format, args.system_prompt, args.eval_size, args.split_seed)
     print(format_summary(args.file, summary, args.format))
+    print(stats.line() if bound else "prompt tokens: not measured (pass --tokenizer, e.g. checkpoints/nano/base)")
     return 0
+
+
+def prompt_bound(tokenizer_source, max_prompt_tokens: int | None, max_completion_length: int,
+                 model_path: str | None = None) -> PromptBound:
+    """The bound a run applies: `max_prompt_tokens`, or the context of the model at `model_path` (default: where
+    the tokenizer came from) minus the completion length."""
+    from transformers import AutoTokenizer
+
+    from rl.prompt_bound import context_length
+
+    tokenizer = (AutoTokenizer.from_pretrained(str(tokenizer_source)) if isinstance(tokenizer_source, (str, Path))
+                 else tokenizer_source)
+    if max_prompt_tokens is None:
+        model_path = model_path or tokenizer.name_or_path
+        context = context_length(model_path)
+        if context is None:
+            raise DataError(f"{model_path}: its config names no context length; set "
+                            "data.max_prompt_tokens")
+        max_prompt_tokens = context - max_completion_length
+        if max_prompt_tokens < 1:
+            raise DataError(f"rollout.max_completion_length {max_completion_length} leaves no room for a prompt "
+                            f"in the model's context of {context} tokens")
+    return PromptBound(tokenizer, max_prompt_tokens)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """Write the demo dataset: synthetic Pika conversations (Vietnamese robot, child, English fast response).
+Long because: most of it is the data itself (per-intent lesson words, child replies and fast
+responses); the generator is under 100 lines.
 
 Each conversation is 1-3 exchanges; each exchange is one record whose `previous_conversation` extends the
 previous record's (robot turn = last fast response + main answer, then the child's new reply), as in the

@@ -181,7 +181,8 @@ def train_shape(config: dict) -> TrainShape | None:
         lora_dropout=bool(lora.get("dropout")),
         micro_batch=micro,
         generation_batch=int(trainer.get("generation_batch_size") or micro * int(trainer.get("gradient_accumulation_steps", 1))),
-        prompt_len=int(rollout.get("max_prompt_length", 512)),
+        # the prompt bound the data is cut to; unset (the model's whole context) is budgeted as a Pika prompt
+        prompt_len=int((config.get("data") or {}).get("max_prompt_tokens") or 512),
         completion_len=int(rollout["max_completion_length"]),
         checkpointing=bool(trainer.get("gradient_checkpointing")) or (unsloth and bool((model.get("unsloth") or {}).get("use_gradient_checkpointing"))),
         hf_generate=rollout.get("backend", "hf") == "hf" and not (unsloth and (model.get("unsloth") or {}).get("fast_inference")),

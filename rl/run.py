@@ -69,13 +69,24 @@ def prepare(config: Config, load_model: bool = True, adapter_path: str | None = 
     log.info("rewards: %s", ", ".join(f"{s.name} x{s.weight}{' (gate)' if s.gate else ''}" for s in specs))
 
     # ---- data ----
-    from rl.data import build_datasets
+    from rl.data import build_datasets, prompt_bound
+    from rl.model import load_tokenizer
 
     d = config.data
+    # the tokenizer first: prompts are bounded in the model's own tokens before any weights load
+    tokenizer = load_tokenizer(config.model)
+    bound = prompt_bound(tokenizer, d.max_prompt_tokens, config.rollout.max_completion_length,
+                         config.model.name_or_path)
+    stats = []
     train_set, held_out = build_datasets(d.path, d.prompt_format, d.system_prompt, d.eval_size, d.split_seed,
-                                         d.history or None)
+                                         d.history or None, bound, d.too_long, stats)
     log.info("data: %d training prompts, %d held out (%s)", len(train_set), len(held_out), config.data.path)
-    run = Run(config, specs, judge, judge_down, train_set, held_out)
+    log.info("data: %s", stats[0].line())
+    if stats[0].skipped:
+        log.warning("data: %d records skipped: longer than data.max_prompt_tokens=%d even with their oldest turns "
+                    "dropped (data.too_long=refuse stops instead)", stats[0].skipped, bound.max_tokens)
+    run = Run(config, specs, judge, judge_down, train_set, held_out, tokenizer=tokenizer,
+              max_prompt_tokens=bound.max_tokens, data_stats=stats[0].summary())
 
     # ---- model ----
     if load_model:

@@ -1,4 +1,6 @@
 """The serving directory on disk: versioned adapters that vLLM's filesystem LoRA resolver serves by name.
+Long because: the layout, the atomic switch, the lock and rollback are one on-disk protocol; each
+part's safety rests on the others' order, so they are read together.
 
 Layout (DIR = serving.dir, NAME = serving.name):
 

@@ -1,4 +1,6 @@
 """Prompt-shared GRPO: each group's prompt goes through the policy once, not once per completion.
+Long because: the repacking, its masks and positions and the unpacking of log-probs must agree
+token for token with TRL's layout; split apart, that agreement could not be read in one place.
 
 Pika's batches are a 600-900 token prompt and 8-16 completions of at most ~24 tokens. TRL's GRPOTrainer scores
 every completion with its own copy of the prompt, so the policy's forward and backward (and the old-policy and

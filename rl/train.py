@@ -41,7 +41,6 @@ def train(config: Config, run_dir: Path) -> dict:
     import torch
     from omegaconf import OmegaConf
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from rewards.compose import build_reward_funcs, is_async
     from rl.adapter_files import stamp
@@ -130,7 +129,8 @@ def train(config: Config, run_dir: Path) -> dict:
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
-        last = get_last_checkpoint(str(run_dir))
+        # a Ctrl-C during a save leaves that checkpoint without its last files: name the one resume would use
+        last = pick_checkpoint(run_dir)
         log.error(
             "interrupted at step %d; last checkpoint: %s; continue with: python -m rl.train %s resume=true "
             "hydra.run.dir=%s", trainer.state.global_step, last, " ".join(_overrides()), run_dir,

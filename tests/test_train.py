@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rl.resume import checkpoint_problem, checkpoints
 from tests.composed import composed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,18 +98,22 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(nano, tmp_path):
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output[-2000:]
     assert "resume=true" in output
-    saved = sorted(int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*"))
-    assert saved and saved[-1] >= 2
+    # the Ctrl-C may land during a save: that folder lacks its last files and resume must pass over it too
+    on_disk = sorted(step for step, _ in checkpoints(run_dir))
+    complete = [step for step, folder in checkpoints(run_dir) if checkpoint_problem(folder, step) is None]
+    assert complete and complete[0] >= 2
+    assert f"last checkpoint: {run_dir / f'checkpoint-{complete[0]}'}" in output
+    saved = [complete[0]]
 
     # a newer checkpoint whose adapter weights were cut short (a full disk): skipped, named, kept
-    broken = run_dir / f"checkpoint-{saved[-1] + 1}"
+    broken = run_dir / f"checkpoint-{on_disk[-1] + 1}"
     shutil.copytree(run_dir / f"checkpoint-{saved[-1]}", broken)
     state = json.loads((broken / "trainer_state.json").read_text())
-    (broken / "trainer_state.json").write_text(json.dumps({**state, "global_step": saved[-1] + 1}))
+    (broken / "trainer_state.json").write_text(json.dumps({**state, "global_step": on_disk[-1] + 1}))
     weights = (broken / "adapter_model.safetensors").read_bytes()
     (broken / "adapter_model.safetensors").write_bytes(weights[: len(weights) // 2])
 
-    target = saved[-1] + 2
+    target = on_disk[-1] + 2  # even: the saves land on even steps, never on the broken (odd) one
     resumed = subprocess.run([*command, f"trainer.max_steps={target}", "resume=true"], cwd=REPO,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -1,4 +1,6 @@
 """The doctor's checks: each reads the run's config and the machine's readings and returns rows of the table.
+Long because: one short function per row of the doctor's table, all of the same shape; a file per
+check would hide the table's order.
 
 A row is (check, status, found, fix): `ok`, `warn` (it can start, but look) or `fail` (it cannot start).
 Nothing here starts a model, a server or a download; the only outside call is the judge's GET /models.
