@@ -23,6 +23,7 @@ FILES = ("tests/test_train.py", "tests/test_rollout_vllm_lora.py")
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(1800)  # a whole pytest run of the training path, bounded by its own 1500 s below
 def test_training_path_passes_under_trl_1_14_2():
     if not PYTHON.exists():
         if os.environ.get("PIKA_REQUIRE_TRL114") == "1":

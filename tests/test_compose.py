@@ -79,8 +79,10 @@ def test_combine_applies_gates_and_treats_none_as_zero():
 
 ENGLISH = ["Great", "job", "Yes", "cat", "Wow", "you", "did", "it", "well", "done", "Let's", "count", "5", "Tom",
            "apple", "so", "good", "Try", "again", "nice", "red", "big", "dog", "The", "is", "very", "fun"]
-VIETNAMESE = ["Giỏi", "lắm", "đúng", "rồi", "gioi", "qua", "con", "nhe", "khong", "cam", "tuyệt", "vời",
-              "ban", "oi", "lam", "mèo"]
+VIETNAMESE = ["Giỏi", "lắm", "đúng", "rồi", "gioi", "qua", "nhe", "khong", "tuyệt", "vời", "oi", "lam", "mèo"]
+# Vietnamese words spelt like English ones ("cam" is orange, "con" child, "ban" friend): alone they are
+# English too, so a reply is Vietnamese with at least one word of the list above beside them.
+SHARED_SPELLINGS = ["con", "cam", "ban"]
 DECOR = ["", "!", "!!", ",", "?", " 🎉", " 👍", "."]
 TAGS = ["<say>", "</say>", "<SAY >", "&lt;say&gt;", "< /say>", "<say"]
 
@@ -93,7 +95,10 @@ english_replies = st.builds(_reply, st.lists(st.sampled_from(ENGLISH), min_size=
                             st.lists(st.sampled_from(DECOR), min_size=12, max_size=12))
 vietnamese_replies = st.builds(
     lambda en, vi, decor, at: _reply(en[:at] + vi + en[at:], decor),
-    st.lists(st.sampled_from(ENGLISH), max_size=8), st.lists(st.sampled_from(VIETNAMESE), min_size=1, max_size=4),
+    st.lists(st.sampled_from(ENGLISH), max_size=8),
+    st.builds(lambda vi, shared, rng: rng.sample(vi + shared, len(vi + shared)),
+              st.lists(st.sampled_from(VIETNAMESE), min_size=1, max_size=4),
+              st.lists(st.sampled_from(SHARED_SPELLINGS), max_size=2), st.randoms(use_true_random=False)),
     st.lists(st.sampled_from(DECOR), min_size=12, max_size=12), st.integers(0, 8))
 tagged_replies = st.builds(lambda text, tag, front: tag + text if front else text + tag,
                            english_replies, st.sampled_from(TAGS), st.booleans())

@@ -273,6 +273,28 @@ def test_tiny_builds_are_deterministic_complete_and_reused(tmp_path):
     assert (a.sft / "adapter_model.safetensors").stat().st_mtime_ns != stamp
 
 
+@pytest.mark.slow
+def test_a_build_bounds_its_prompts_to_the_models_context(tmp_path):
+    """A 10,000-turn conversation (about 180,000 tokens) in the data a nano model is built from: trimmed to
+    the context, oldest turns first, instead of a pretraining step over the whole of it."""
+    from rl.nano.build import nano_prompt_tokens
+
+    records = [json.loads(line) for line in DEMO.read_text().splitlines()[:300]]
+    long_one = dict(records[0])
+    turns = long_one["previous_conversation"]
+    older = [{"role": "assistant" if i % 2 == 0 else "user", "content": f"hello apple cat number {i}"}
+             for i in range(10_000)]
+    long_one["previous_conversation"] = [turns[0], *older, *turns[1:]]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [long_one, *records[1:]]))
+
+    paths = ensure_nano(tmp_path / "nano", data=data, recipe=TINY, split=SMALL_SPLIT)
+    build = json.loads((paths.base.parent / nano_mod.BUILD_FILE).read_text())
+    assert build["prompt_tokens"]["max"] <= nano_prompt_tokens(TINY) < TINY.max_position_embeddings
+    assert build["prompt_bound"] == {"max_tokens": nano_prompt_tokens(TINY), "trimmed": 1, "left_out": 0}
+    assert build["train_prompts"] + build["held_out_prompts"] >= 299
+
+
 def test_the_build_split_is_the_data_config_of_model_nano():
     """The held-out prompts training evaluates on are the ones the build kept out of SFT: one split, read
     from conf/data/demo.yaml, not a copy of its numbers."""

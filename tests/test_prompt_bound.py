@@ -137,10 +137,13 @@ def test_a_run_bounds_its_data_before_the_model_loads(nano, tmp_path, caplog):
 
     demo = [json.loads(line) for line in Path(nano.data).read_text().splitlines()[:40]]
     path = write(tmp_path, [*demo, record(10_000)])
+    # build_if_missing=false: training on another data file would rebuild the shared nano model from it
     config = composed("+exp=english_only", "model=nano", "logging=none", f"data.path={path}", "data.eval_size=8",
-                      "data.max_prompt_tokens=400", check=True)
+                      "data.max_prompt_tokens=400", "model.build_if_missing=false", check=True)
+    build = (nano.base.parent / "nano_build.json").read_bytes()
     with caplog.at_level(logging.INFO):
         run = prepare(config, load_model=False)
+    assert (nano.base.parent / "nano_build.json").read_bytes() == build
     assert run.policy is None and run.max_prompt_tokens == 400
     for row in list(run.train_set) + list(run.held_out):
         assert tokens(run.tokenizer, row["prompt"]) <= 400

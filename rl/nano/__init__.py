@@ -13,14 +13,16 @@ What `python -m rl.nano` builds (in `checkpoints/nano/` unless `--root DIR`), on
    targets: prompts of some kinds get a Vietnamese, a `<say>`-tagged or a too long (> 6 words) reply for
    75% of their records. The kind is read from the prompt, so greedy decoding reproduces the leak on
    held-out prompts, while sampling still gives the clean English reply now and then: what GRPO reinforces;
-5. nano_build.json: seed, sizes, timings and the held-out rates of the SFT adapter (greedy, sampled at
-   temperature 1, in the history format) and of the base model, measured with `rl.metrics`.
+5. nano_build.json: seed, sizes, timings, how prompts were bounded to the context (oldest turns dropped
+   first) and the held-out rates of the SFT adapter (greedy, sampled at temperature 1, in the history
+   format) and of the base model, measured with `rl.metrics`;
+6. reuse (`reuse`): a build is reused until its recipe, data file or split changes, one build at a time.
 
 Run:  python -m rl.nano [--force] [--root DIR] [--data FILE]
 Use:  from rl.nano import ensure_nano; paths = ensure_nano()   # builds once, then returns the paths
 """
 
-from rl.nano.build import build_nano, ensure_nano, is_built, is_complete
+from rl.nano.build import build_nano
 from rl.nano.leak import leak_kind, leaky_target
 from rl.nano.recipe import (
     BUILD_FILE,
@@ -33,6 +35,7 @@ from rl.nano.recipe import (
     Split,
     demo_split,
 )
+from rl.nano.reuse import ensure_nano, is_built, is_complete
 
 __all__ = [
     "BUILD_FILE", "DEFAULT_DATA", "DEFAULT_ROOT", "LORA_TARGETS", "VLLM_CPU_HEAD_DIMS", "NanoPaths", "Recipe",

@@ -3,8 +3,7 @@
 Everything is written to a temporary directory next to the root and renamed at the end, so an
 interrupted build never leaves a half model. Seeded and deterministic for a given torch build: built on
 one thread, whatever the machine has (float sums depend on how work is split across threads).
-`ensure_nano` builds only when the build is missing or stale (another recipe, data file, split or
-RECIPE_VERSION), one process at a time.
+When to build, and when a build can be reused, is `rl.nano.reuse`'s.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from rl.nano.recipe import (
 from rl.nano.sft import train_sft
 from rl.nano.steps import encode_pairs, train_steps
 from rl.nano.tokenizer import EOS_TOKEN, save_tokenizer, tokenizer_corpus, train_tokenizer
+from rl.prompt_bound import PromptBound, PromptTooLong
 
 log = logging.getLogger("rl.nano")
 
@@ -55,7 +55,7 @@ def build_nano(root: Path = DEFAULT_ROOT, data: Path = DEFAULT_DATA, recipe: Rec
 def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
     import torch
 
-    from rl.data import build_datasets, render_prompt
+    from rl.data import DataError, build_datasets, render_prompt
     from rl.generation import generate_replies
     from rl.metrics import fit_rates, reply_rates
 
@@ -102,6 +102,17 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
         save_tokenizer(tokenizer, tmp / "base")
         timings["tokenizer_s"] = time.perf_counter() - t0
         eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
+
+        # ---- prompts bounded to the model's context (a 10,000-turn record would stall pretraining) ----
+        bound = PromptBound(tokenizer, nano_prompt_tokens(recipe))
+        train_rows, formats, trimmed, dropped = _bounded(train_rows, formats, bound, prompt_of)
+        held_rows, _, held_trimmed, held_dropped = _bounded(held_rows, ["messages"] * len(held_rows), bound,
+                                                             prompt_of, "served")
+        if dropped or held_dropped:
+            log.warning("nano: %d training and %d held-out records left out: over %d tokens even with their oldest "
+                        "turns dropped", dropped, held_dropped, bound.max_tokens)
+        if not train_rows:
+            raise DataError(f"{data}: no training record fits the nano model's {bound.max_tokens} prompt tokens")
 
         # ---- pretrain the base model on clean targets (some with broad-vocabulary noise) ----
         t0 = time.perf_counter()
@@ -176,6 +187,8 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
             "params": n_params,
             "lora_params": lora_params,
             "prompt_tokens": {"median": prompt_lens[len(prompt_lens) // 2], "max": prompt_lens[-1]},
+            "prompt_bound": {"max_tokens": bound.max_tokens, "trimmed": trimmed + held_trimmed,
+                             "left_out": dropped + held_dropped},
             "pretrain_loss": pretrain_loss,
             "sft_loss": sft_loss,
             "sft_leak_kinds": {k: kinds.count(k) for k in LEAK_KINDS},
@@ -207,6 +220,32 @@ def _build(root: Path, data: Path, recipe: Recipe, split: Split) -> NanoPaths:
     return NanoPaths(base=root / "base", sft=root / "sft", data=data)
 
 
+def nano_prompt_tokens(recipe: Recipe) -> int:
+    """The longest prompt the nano build trains or measures on: its context less room for the target
+    (a fast response, or one with its main answer)."""
+    return recipe.max_position_embeddings * 3 // 4
+
+
+def _bounded(rows: list[dict], formats: list[str], bound: PromptBound, prompt_of,
+             also: str | None = None) -> tuple[list[dict], list[str], int, int]:
+    """(rows whose prompts fit `bound` in their format, oldest turns dropped first; their formats; how many
+    were trimmed; how many could not fit). `also`: a second format the rows must fit in as well."""
+    kept_rows, kept_formats, trimmed, dropped = [], [], 0, 0
+    for row, prompt_format in zip(rows, formats):
+        system = [m for m in row["prompt"] if m["role"] == "system"]
+        turns = [m for m in row["prompt"] if m["role"] != "system"]
+        try:
+            for fmt in (prompt_format, also) if also else (prompt_format,):
+                turns, _ = bound.fit(turns, lambda t, fmt=fmt: prompt_of(row, fmt, t))
+        except PromptTooLong:
+            dropped += 1
+            continue
+        trimmed += len(system) + len(turns) < len(row["prompt"])
+        kept_rows.append({**row, "prompt": system + turns})
+        kept_formats.append(prompt_format)
+    return kept_rows, kept_formats, trimmed, dropped
+
+
 def _set_adapter_base(adapter_dir: Path, base: Path) -> None:
     # The base path as the caller gave it (e.g. "checkpoints/nano/base"): the trainer and vLLM compare
     # it with their own --model / model.name_or_path.
@@ -225,62 +264,3 @@ def _replace_dir(tmp: Path, root: Path) -> None:
         root.rename(old)
     tmp.rename(root)
     shutil.rmtree(old, ignore_errors=True)
-
-
-# ---------------------------------------------------------------- reuse
-
-
-def is_complete(root: Path) -> bool:
-    """True when root holds a whole build (of any recipe or data)."""
-    root = Path(root)
-    needed = [root / "base" / "config.json", root / "base" / "tokenizer.json", root / "sft" / "adapter_config.json",
-              root / BUILD_FILE]
-    return all(p.exists() for p in needed)
-
-
-def is_built(root: Path, data: Path = DEFAULT_DATA, recipe: Recipe = Recipe(), split: Split | None = None) -> bool:
-    """True when root holds a complete build of this recipe, data file and split."""
-    root = Path(root)
-    if not is_complete(root) or not Path(data).exists():
-        return False
-    try:
-        built = json.loads((root / BUILD_FILE).read_text())
-    except json.JSONDecodeError:
-        return False
-    return built.get("fingerprint") == fingerprint(recipe, data, split or demo_split())
-
-
-def ensure_nano(root: Path = DEFAULT_ROOT, force: bool = False, data: Path = DEFAULT_DATA,
-                recipe: Recipe = Recipe(), split: Split | None = None) -> NanoPaths:
-    """The nano model's paths, building it first when missing, stale (other recipe, data or split) or forced."""
-    root, data, split = Path(root), Path(data), split or demo_split()
-    paths = NanoPaths(base=root / "base", sft=root / "sft", data=data)
-    if not force and is_built(root, data, recipe, split):
-        return paths
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(root):
-        # another process may have finished the build while we waited for the lock
-        if not force and is_built(root, data, recipe, split):
-            return paths
-        return build_nano(root, data, recipe, split)
-
-
-class _build_lock:
-    """An exclusive lock on root's parent directory (no lock file left behind), so two processes never
-    build the same nano model at once."""
-
-    def __init__(self, root: Path):
-        self.path = root.parent
-
-    def __enter__(self):
-        import fcntl
-
-        self.fd = os.open(self.path, os.O_RDONLY)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
