@@ -13,7 +13,7 @@ Phases, each in its own process with its own time limit (a crash or a hang is a 
 The table: what ran, steps, median step time (TRL's step_time after the first step), peak GPU memory
 (torch's max reserved), held-out reward / English rate before -> after, the error if any. Exit 0 when
 every phase that could run passed (phases whose package is missing are "skipped"), 1 otherwise. The nano
-model is built on first use (about 1.5 minutes on one core) unless checkpoints/nano/ came along.
+model is built on first use (about 4 minutes on one core) unless checkpoints/nano/ came along.
 """
 
 from __future__ import annotations

@@ -230,20 +230,26 @@ def _typed_vietnamese(word: str) -> bool:
     return decoded != word and not decoded.endswith(("p", "t", "c", "ch")) and bool(_VI_SYLLABLE.fullmatch(decoded))
 
 
-_LOAN_PHRASES = None
-
-
 LOANWORD_MARK = "Qxloanword"  # stands where a loanword was cut out: a name, next to which a name may stand
+ENGLISH_MARK = "qxenglish"  # stands where an English phrase of shared spellings was cut out: one English word
 
 
-def _without_loanwords(text: str) -> tuple[str, int]:
-    """Vietnamese food, festival and place names ("bánh mì", "Tết", "Hà Nội") replaced by LOANWORD_MARK:
-    (text, how many)."""
-    global _LOAN_PHRASES
-    if _LOAN_PHRASES is None:
-        alternatives = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in VIETNAMESE_LOANWORDS)
-        _LOAN_PHRASES = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
-    return _LOAN_PHRASES.subn(f" {LOANWORD_MARK} ", text)
+@functools.lru_cache(maxsize=None)
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern:
+    alternatives = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+
+
+def _without_phrases(text: str) -> str:
+    """English phrases spelled with Vietnamese syllables ("tin can", "tai chi", "Ha Long Bay") and sounds in
+    IPA ("/æ/") replaced by ENGLISH_MARK, then Vietnamese food, festival and place names ("bánh mì", "Tết", "Hà Nội") by
+    LOANWORD_MARK (names): read whole, before any word is read alone or paired into a Vietnamese word."""
+    text = _IPA.sub(f" {ENGLISH_MARK} ", _phrase_pattern(ENGLISH_PHRASES).sub(f" {ENGLISH_MARK} ", text))
+    return _phrase_pattern(VIETNAMESE_LOANWORDS).sub(f" {LOANWORD_MARK} ", text)
+
+
+# A sound written in IPA between slashes, as a phonics drill writes it: "/æ/ like apple!", "/ʃ/".
+_IPA = re.compile(r"/[a-zæɑɒɔəɛɜɪʊʌθðʃʒŋɚɝɹʤʧːˈˌ]{1,8}/", re.IGNORECASE)
 
 
 def _pieces(words: list[str]) -> list[str]:
@@ -264,7 +270,7 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
     if not _WORD.search(text):
         return False
     original = text
-    text, _ = _without_loanwords(unicodedata.normalize("NFC", text))
+    text = _without_phrases(unicodedata.normalize("NFC", text))
     pieces = _pieces(_WORD.findall(text))
     names = _names(pieces, echo)
     if not text.isascii():
@@ -278,12 +284,12 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
     teen_code = set()  # z = vậy, j = gì, r = rồi
     for i, word in enumerate(pieces):
         lower = word.lower()
-        if lower in echo:  # the conversation uses it: the child's name, the word being taught
-            english += 1
+        if lower in echo or lower == ENGLISH_MARK:  # the conversation uses it (the child's name, the word
+            english += 1  # being taught), or an English phrase ("tin can") stood here
             continue
         if i in names:  # "Great job, Bảo!", "Good job, Minh!": the rest of the reply decides
             continue
-        if lower.isdigit() or len(lower) == 1:
+        if lower.isdigit() or len(lower) == 1 or lower in PHONICS_SOUNDS:  # "Ch, ch, chin!": a sound
             english += lower.isdigit()  # a number is fine English; a lone letter decides nothing
             if word in TEEN_CODE_LETTERS:
                 teen_code.add(word)
@@ -295,6 +301,13 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
                 shared.append(lower)
                 continue  # "me", "may", "to": both languages, decides nothing alone
             return False
+        if not _known(_squeeze(lower)[0]):  # English, if at all, only as an inflection ("coo-s", "camo-n")
+            if _typed_vietnamese(lower):
+                return False  # "coos leen": Telex keys (cố lên), not "coos"
+            if (i == 0 or not word[0].isupper()) and _joined_vietnamese(lower):
+                return False  # "tuyetvoi", "Dungroi!", "camon": syllables typed without their spaces
+        if _stretched_vietnamese(lower):
+            return False  # "gioiii", "Hayyy!": a Vietnamese word said long (before "yaaay" reads as "yay")
         if _english_word(lower):
             english += 1
         elif _typed_vietnamese(lower):
@@ -358,7 +371,7 @@ def _drill_word_in_compound(text: str) -> bool:
     for clause in _CLAUSE.split(text):
         words = [w.lower() for w in _WORD.findall(clause)]
         for a, b in zip(words, words[1:]):
-            if (a in ENGLISH_PHONICS or b in ENGLISH_PHONICS) and f"{a} {b}" in VIETNAMESE_COMPOUNDS:
+            if (a in ENGLISH_PHONICS or b in ENGLISH_PHONICS) and _compound(a, b):
                 return True
     return False
 
@@ -385,7 +398,55 @@ def _vietnamese_pair(a: str, b: str) -> bool:
     # Only a pair holding a drill word or a Vietnamese-leaning word: "so long" and "tan man" are
     # Viet74K words too (số lượng, tản mạn), but English phrases first.
     lean = a in ENGLISH_PHONICS or b in ENGLISH_PHONICS or a in VIETNAMESE_LEANING or b in VIETNAMESE_LEANING
-    return lean and f"{a} {b}" in VIETNAMESE_COMPOUNDS
+    return lean and _compound(a, b)
+
+
+def _compound(a: str, b: str) -> bool:
+    # An English article opens or closes no Vietnamese word in a reply: "The hat!", "Ban the ball!" are
+    # English (thể hát, bản thể are Viet74K words a fast response never holds).
+    return a not in _ARTICLES and b not in _ARTICLES and f"{a} {b}" in VIETNAMESE_COMPOUNDS
+
+
+_ARTICLES = frozenset(("the", "a", "an"))
+
+
+def _stretched_vietnamese(word: str) -> bool:
+    """A Vietnamese syllable with a letter stretched ("gioiii", "quaaa"): squeezed, a syllable no English
+    list holds, or a Vietnamese praise word ("Hayyy!" is hay quá said long, no English word)."""
+    if not _REPEATS.search(word):
+        return False
+    return any(len(form) >= 3 and form in VIETNAMESE_SYLLABLES and (not _known(form) or form in VIETNAMESE_PRAISE_PLAIN)
+               for form in _squeeze(word))  # "buuuu": bưu, whose own letters repeat
+
+
+def _joined_vietnamese(word: str) -> bool:
+    """Two to four Vietnamese syllables typed without their spaces ("tuyetvoi", "gioiqua", "camon",
+    "gioirquas" in Telex, "gio3iqua1" in VNI). The word splits wholly into syllables, each listed or typed
+    in Telex/VNI, one of them of three letters or more that no English list holds, or two of them forming a
+    Viet74K word (cam-on); without such a pair, one syllable of two letters at most, and only among three
+    ("co-len-nao"): "mate", "tango", "durian" would split into ma-te, ta-ngo, du-ri-an. Asked only about words no English list holds as they are."""
+    word = _REPEATS.sub(r"\1", word)
+    if not (word.isascii() and word.isalnum() and word[:1].isalpha() and 4 <= len(word) <= 30):
+        return False
+
+    def split(start: int, parts: list[str]) -> bool:
+        if start == len(word):
+            if len(parts) < 2:
+                return False
+            pair = any(_compound(a, b) for a, b in zip(parts, parts[1:]))
+            vietnamese = any(len(p) >= 3 and (not _known(p) or not p.isalpha()) for p in parts)
+            short = sum(len(p) == 2 for p in parts)
+            return pair or (vietnamese and (short == 0 or (short == 1 and len(parts) >= 3)))
+        if len(parts) == 4:
+            return False
+        for end in range(start + 2, min(len(word), start + 9) + 1):
+            piece = word[start:end]
+            listed = piece.isalpha() and piece in VIETNAMESE_SYLLABLES
+            if (listed or (len(piece) >= 3 and _typed_vietnamese(piece))) and split(end, parts + [piece]):
+                return True
+        return False
+
+    return split(0, [])
 
 
 def is_english(text: str, echo: frozenset = frozenset()) -> bool:
@@ -531,7 +592,11 @@ VIETNAMESE_PRAISE_PLAIN = frozenset(map(_plain, VIETNAMESE_PRAISE))
 VIETNAMESE_REPLY_PLAIN = frozenset(map(_plain, VIETNAMESE_REPLY_WORDS))
 VIETNAMESE_COMPOUNDS = _lexicon("vietnamese_compounds")  # "may man" (may mắn): two shared spellings, one word
 # Vietnamese food, festivals and places an English reply names ("Yummy phở!", "Happy Tết!"), as phrases.
-VIETNAMESE_LOANWORDS = tuple(sorted(_lexicon("vietnamese_loanwords"), key=len, reverse=True))
+VIETNAMESE_LOANWORDS = tuple(sorted(_lexicon("vietnamese_loanwords")))
+# English phrases spelled wholly with Vietnamese syllables or Viet74K pairs ("tin can", "tai chi", "may day").
+ENGLISH_PHRASES = tuple(sorted(_lexicon("english_phrases")))
+# Letter sounds a phonics drill says alone ("Sh!", "Ch, ch, chin!"): like a lone letter, they decide nothing.
+PHONICS_SOUNDS = frozenset(("ch", "sh", "th", "wh", "ph"))
 
 
 def clear_cache() -> None:

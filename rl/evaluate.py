@@ -66,7 +66,7 @@ def score_replies(examples: list[dict], replies: list[str], specs: list[RewardSp
     return rows
 
 
-def summarize(rows: list[dict], rules: ReplyRules = PIKA_RULES) -> dict:
+def summarize_replies(rows: list[dict], rules: ReplyRules = PIKA_RULES) -> dict:
     """Rows from `score_replies` -> the evaluation metrics (METRICS, plus `top_reply` and `by_intent`);
     `rules`: the experiment's (`rl.rules.rules_from(specs)`), so the rates agree with its rewards."""
     replies = [r["reply"] for r in rows]
@@ -95,7 +95,7 @@ def evaluate_policy(model, tokenizer, dataset, specs, n, batch_size, max_new_tok
         raise UserError("evaluate: the held-out set is empty (data.eval_size must be > 0)")
     replies = generate_greedy(model, tokenizer, [ex["prompt"] for ex in examples], batch_size, max_new_tokens)
     rows = score_replies(examples, replies, specs, **outside)
-    return summarize(rows, rules_from(specs)), rows
+    return summarize_replies(rows, rules_from(specs)), rows
 
 
 

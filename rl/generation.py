@@ -7,7 +7,8 @@ tokenizer's padding side restored afterwards (the trainer pads on the right), sp
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+
+from common.progress import progress_bar
 
 
 @torch.no_grad()
@@ -22,7 +23,7 @@ def generate_replies(model, tokenizer, prompts: list[list[dict]], batch_size: in
     replies: list[str] = []
     starts = range(0, len(prompts), batch_size)
     try:
-        for start in tqdm(starts, desc=progress, unit="batch", leave=False, disable=progress is None):
+        for start in progress_bar(starts, desc=progress, unit="batch", leave=False, disable=progress is None):
             texts = [
                 tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
                 for p in prompts[start : start + batch_size]

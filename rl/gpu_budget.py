@@ -16,11 +16,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rl.config import Config
 
 GIB = 1024**3
 CUDA_CONTEXT_GIB = 1.5  # CUDA context, cuBLAS workspace, allocator slack (measured order on Ampere, docs/gpu.md)
 NCCL_PUSH_GIB = 1.0  # rollout=vllm_server: NCCL buffers for the merged-weight push, on each training GPU
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "auto": 2, None: 2}
+# data.max_prompt_tokens unset (the model's whole context): budgeted as a Pika prompt, the guideline system
+# prompt and a short conversation (docs/gpu.md section 2)
+PIKA_PROMPT_TOKENS = 512
+TRL_VLLM_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -156,49 +164,46 @@ def checkpoint_gib(s: TrainShape) -> float:
     return s.model.lora_params(s.lora_r, s.lora_targets) * 12 / GIB
 
 
-# ---- reading the config (the one place this module does) ----
-def train_shape(config: dict) -> TrainShape | None:
+# ---- reading the config (the one place this module does): rl.config.Config, typed and checked ----
+def train_shape(config: Config) -> TrainShape | None:
     """None when the model's shape is unknown (not local, not known, not in the HF cache)."""
-    model, rollout, trainer = config["model"], config["rollout"], config["trainer"]
-    shape = model_shape(model["name_or_path"])
+    model, rollout, trainer = config.model, config.rollout, config.trainer
+    shape = model_shape(model.name_or_path)
     if shape is None:
         return None
-    lora = dict(model.get("lora") or {})
-    adapter_config = Path(model.get("adapter_path") or "") / "adapter_config.json"
-    if model.get("adapter_mode", "continue") == "continue" and adapter_config.exists():
-        sft = json.loads(adapter_config.read_text())  # a continued SFT adapter keeps its own shape
-        lora = {"r": sft.get("r", 16), "target_modules": sft.get("target_modules"), "dropout": sft.get("lora_dropout")}
-    targets = lora.get("target_modules") or []
+    r, targets, dropout = model.lora.r, list(model.lora.target_modules), model.lora.dropout
+    adapter_config = Path(model.adapter_path) / "adapter_config.json"
+    if model.adapter_mode == "continue" and adapter_config.exists():
+        sft = json.loads(adapter_config.read_text())  # a continued SFT adapter keeps its own shape (PEFT's file)
+        r, targets, dropout = sft.get("r", r), sft.get("target_modules") or [], sft.get("lora_dropout") or 0.0
     if isinstance(targets, str):  # PEFT's "all-linear"
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    micro = int(trainer.get("per_device_train_batch_size", 8))
-    unsloth = model.get("backend") == "unsloth"
+    micro = trainer.per_device_train_batch_size
+    unsloth = model.backend == "unsloth"
     return TrainShape(
         model=shape,
-        dtype_bytes=DTYPE_BYTES.get(model.get("dtype"), 2),
-        lora_r=int(lora.get("r") or 16),
+        dtype_bytes=DTYPE_BYTES.get(model.dtype, 2),
+        lora_r=int(r),
         lora_targets=list(targets),
-        lora_dropout=bool(lora.get("dropout")),
+        lora_dropout=bool(dropout),
         micro_batch=micro,
-        generation_batch=int(trainer.get("generation_batch_size") or micro * int(trainer.get("gradient_accumulation_steps", 1))),
-        # the prompt bound the data is cut to; unset (the model's whole context) is budgeted as a Pika prompt
-        prompt_len=int((config.get("data") or {}).get("max_prompt_tokens") or 512),
-        completion_len=int(rollout["max_completion_length"]),
-        checkpointing=bool(trainer.get("gradient_checkpointing")) or (unsloth and bool((model.get("unsloth") or {}).get("use_gradient_checkpointing"))),
-        hf_generate=rollout.get("backend", "hf") == "hf" and not (unsloth and (model.get("unsloth") or {}).get("fast_inference")),
+        generation_batch=micro * trainer.gradient_accumulation_steps,  # TRL's generation_batch_size default
+        prompt_len=config.data.max_prompt_tokens or PIKA_PROMPT_TOKENS,
+        completion_len=rollout.max_completion_length,
+        checkpointing=trainer.gradient_checkpointing or (unsloth and bool(model.unsloth.use_gradient_checkpointing)),
+        hf_generate=rollout.backend == "hf" and not (unsloth and model.unsloth.fast_inference),
     )  # fmt: skip
 
 
-def training_gpus(config: dict, visible: str | None) -> list[str]:
+def training_gpus(config: Config, visible: str | None) -> list[str]:
     """Physical GPUs training runs on: the launcher's `train_gpus` for the server backends, else the first
     visible GPU (CUDA_VISIBLE_DEVICES, 0 when unset)."""
-    rollout = config["rollout"]
-    if rollout.get("backend") in ("vllm_server", "vllm_lora") and rollout.get("server"):
-        return _gpu_list(rollout["server"].get("train_gpus"))
+    if config.rollout.backend in ("vllm_server", "vllm_lora"):
+        return _gpu_list(config.rollout.server.train_gpus)
     return (_gpu_list(visible) or ["0"])[:1]
 
 
-def plan(config: dict, visible: str | None = None, judge_running: bool = False) -> list[GpuNeed] | None:
+def plan(config: Config, visible: str | None = None, judge_running: bool = False) -> list[GpuNeed] | None:
     """What each GPU must have free for this run to start and train; None when the model's shape is unknown.
 
     `visible` is CUDA_VISIBLE_DEVICES of the training process; the judge's own server (`judge_server.gpus`)
@@ -206,8 +211,7 @@ def plan(config: dict, visible: str | None = None, judge_running: bool = False) 
     shape = train_shape(config)
     if shape is None:
         return None
-    rollout, model = config["rollout"], config["model"]
-    backend = rollout.get("backend", "hf")
+    rollout, model = config.rollout, config.model
     needs: dict[str, GpuNeed] = {}
 
     def add(gpu: str, item: Item) -> None:
@@ -217,27 +221,25 @@ def plan(config: dict, visible: str | None = None, judge_running: bool = False) 
     for gpu in train:
         for item in trainer_items(shape):
             add(gpu, item)
-        if backend == "vllm_server":
+        if rollout.backend == "vllm_server":
             add(gpu, Item("NCCL weight push", NCCL_PUSH_GIB))
         if len(train) > 1:
             add(gpu, Item("DDP gradient buckets", shape.model.lora_params(shape.lora_r, shape.lora_targets) * 4 / GIB))
-    if backend == "vllm_colocate":
-        share = float((rollout.get("vllm") or {}).get("gpu_memory_utilization", 0.3))
+    if rollout.backend == "vllm_colocate":
+        # TRL's own default share when the preset leaves it unset (GRPOConfig.vllm_gpu_memory_utilization)
+        share = rollout.vllm.gpu_memory_utilization or TRL_VLLM_SHARE
         add(train[0], Item(f"vLLM colocated ({share:g} of the card)", share=share))
-    unsloth = model.get("unsloth") or {}
-    if model.get("backend") == "unsloth" and unsloth.get("fast_inference"):
-        share = float(unsloth.get("gpu_memory_utilization", 0.35))
+    if model.backend == "unsloth" and model.unsloth.fast_inference:
+        share = model.unsloth.gpu_memory_utilization
         add(train[0], Item(f"Unsloth's vLLM ({share:g} of the card)", share=share))
-    server = rollout.get("server") or {}
-    if backend in ("vllm_server", "vllm_lora") and server:
-        share = float(server.get("gpu_memory_utilization", 0.85))
-        for gpu in _gpu_list(server.get("gpus")):
+    if rollout.backend in ("vllm_server", "vllm_lora"):
+        share = rollout.server.gpu_memory_utilization
+        for gpu in _gpu_list(rollout.server.gpus):
             add(gpu, Item(f"vLLM rollout server ({share:g} of the card)", share=share))
-    judge_server = config.get("judge_server") or {}
-    judge_on = (config.get("judge") or {}).get("enabled") and "judge_coherence" in (config.get("rewards") or {})
-    if judge_on and judge_server.get("gpus") is not None and not judge_running:
-        share = float(judge_server.get("gpu_memory_utilization", 0.9))
-        for gpu in _gpu_list(judge_server["gpus"]):
+    judge_on = config.judge.enabled and "judge_coherence" in config.rewards
+    if judge_on and config.judge_server.gpus is not None and not judge_running:
+        share = config.judge_server.gpu_memory_utilization
+        for gpu in _gpu_list(config.judge_server.gpus):
             add(gpu, Item(f"judge server ({share:g} of the card)", share=share))
     return sorted(needs.values(), key=lambda need: int(need.gpu) if need.gpu.isdigit() else 999)
 

@@ -43,3 +43,17 @@ class WithRolloutMetrics:
             for name, value in rollout_metrics(completions, self.rules).items():
                 log_metric(name, value)
         return self.inner(prompts=prompts, completions=completions, **kwargs)
+
+
+def with_rollout_metrics(reward_funcs: list, rules: ReplyRules = PIKA_RULES) -> tuple[list, bool]:
+    """(reward_funcs, logged): the first synchronous reward also logs the rollout metrics (TRL hands the
+    completions out there); an experiment whose rewards are all asynchronous (the judge alone) has none
+    to carry them, and trains without rollout/* (logged False)."""
+    from rewards.compose import is_async
+
+    funcs = list(reward_funcs)
+    for i, func in enumerate(funcs):
+        if not is_async(func):
+            funcs[i] = WithRolloutMetrics(func, rules)
+            return funcs, True
+    return funcs, False

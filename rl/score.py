@@ -23,6 +23,7 @@ from typing import Any
 
 from common.atomic_write import write_jsonl_atomic
 from common.errors import UserError
+from common.progress import progress_bar
 from rewards.compose import RewardSpec, build_raw_funcs, combine, score_batch
 
 
@@ -81,12 +82,10 @@ def score_rows(rows: list[tuple[dict, str, dict]], specs: list[RewardSpec], data
                batch_size: int = 256, progress: bool = True) -> list[dict]:
     """Each input row plus `rewards` (raw scores) and `total` (combined as in training).
     `data_cfg`: rl.config.DataConfig (prompt format, system prompt, history); `judge`: JudgeSettings or None."""
-    from tqdm import tqdm
-
     funcs = build_raw_funcs(specs, **({"judge": judge} if judge is not None else {}))
     to_example = _data().to_example
     out = []
-    bar = tqdm(total=len(rows), unit="row", file=sys.stderr, disable=not progress or len(rows) < 1000)
+    bar = progress_bar(total=len(rows), unit="row", file=sys.stderr, disable=not progress or len(rows) < 1000)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         examples = [to_example(record, data_cfg.prompt_format, data_cfg.system_prompt, data_cfg.history or None)

@@ -42,7 +42,7 @@ def train(config: Config, run_dir: Path) -> dict:
     from omegaconf import OmegaConf
     from transformers import set_seed
 
-    from rewards.compose import build_reward_funcs, is_async
+    from rewards.compose import build_reward_funcs
     from rl.adapter_files import stamp
     from rl.card import without_trl_card, write_card
     from rl.console import quiet_console, summary_lines
@@ -51,7 +51,7 @@ def train(config: Config, run_dir: Path) -> dict:
     from rl.report import write_report
     from rl.resume import load_before, pick_checkpoint, save_before
     from rl.rollout import grpo_args, trainer_hooks
-    from rl.rollout_metrics import WithRolloutMetrics
+    from rl.rollout_metrics import with_rollout_metrics
     from rl.run import prepare
     from rl.shared_prompt import shared_prompt_trainer
     from rl.tracking import start_tracking
@@ -64,11 +64,8 @@ def train(config: Config, run_dir: Path) -> dict:
     # ---- rewards, as TRL calls them ----
     reward_funcs, reward_weights = build_reward_funcs(run.specs, group_size=rollout.num_generations,
                                                       **run.reward_kwargs)
-    # the rollout metrics ride on a synchronous reward's call (TRL hands completions out there)
-    sync = [i for i, f in enumerate(reward_funcs) if not is_async(f)]
-    if sync:
-        reward_funcs[sync[0]] = WithRolloutMetrics(reward_funcs[sync[0]], run.rules)
-    else:
+    reward_funcs, logged = with_rollout_metrics(reward_funcs, run.rules)
+    if not logged:
         log.warning("rollout metrics: every reward is asynchronous (judge only); rollout/* is not logged")
 
     # ---- evaluate the SFT policy (kept across resumes: it does not change) ----

@@ -30,7 +30,7 @@ FUNCS, WEIGHTS = build_reward_funcs(SPECS)
 def test_exp_config_names_its_rewards_with_gates():
     assert [(s.name, s.weight, s.gate) for s in SPECS] == [
         ("english_only", 1.0, True), ("no_say_tags", 1.0, True), ("speakable", 1.0, True), ("word_count", 1.0, False),
-        ("reference_fit", 1.0, False)]
+        ("reference_fit", 2.0, False)]
     assert SPECS[3].params["best_max_words"] == 3
 
 

@@ -149,6 +149,15 @@ def test_package_sets(overrides, packages, status, says):
     assert row.status == status and says in row.found, row
 
 
+def test_the_nano_job_can_start_before_its_model_is_built(tmp_path):
+    """A newcomer runs the doctor first: the nano model is built on first use, so no config.json yet must not
+    read as an unknown model that needs a GPU."""
+    unbuilt = [f"model.name_or_path={tmp_path}/nano/base", f"model.adapter_path={tmp_path}/nano/sft"]
+    rows = rows_by_check(diagnose(["+exp=english_only", "model=nano", *unbuilt], box("box_cpu.json")))
+    assert all(row.status != FAIL for row in rows.values()), rows
+    assert "built on first use" in rows["base model"].found
+
+
 def test_this_cpu_machine_nano_starts_real_job_does_not(tmp_path):
     recorded = tmp_path / "readings.json"
     nano = subprocess.run([sys.executable, "-m", "rl.doctor", "--record", str(recorded), "+exp=english_only", "model=nano"],

@@ -142,7 +142,7 @@ def test_fit_rates_catch_the_stock_reply_that_the_rule_rates_miss():
 
 def test_report_shows_collapse_fit_and_the_worst_replies_by_fit(tmp_path):
     from rewards.compose import parse_specs
-    from rl.evaluate import score_replies, summarize
+    from rl.evaluate import score_replies, summarize_replies
     from rl.report import write_report
 
     examples = [{"prompt": [{"role": "user", "content": child}], "reference_fast_response": ref, "intent": intent,
@@ -153,7 +153,7 @@ def test_report_shows_collapse_fit_and_the_worst_replies_by_fit(tmp_path):
     fitting = ["Great job!", "Well done!", "Good try!", "Say it in English!", "Try again!", "Take your time!",
                "It's okay!", "Let's keep learning!", "I see!"]
     rows = {"before": score_replies(examples, fitting, specs), "after": score_replies(examples, stock, specs)}
-    results = {name: summarize(r) for name, r in rows.items()}
+    results = {name: summarize_replies(r) for name, r in rows.items()}
     write_report(tmp_path, results, rows)
 
     saved = json.loads((tmp_path / "eval.json").read_text())

@@ -131,7 +131,8 @@ def test_real_job_commands_that_need_no_gpu_work_as_written(fresh):
         assert result.returncode == 0 and "exp_name: english_only" in result.stdout, command + result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("module", ["rl.train", "rl.evaluate", "rl.publish", "rl.score", "rl.launch", "rl.data", "rl.nano"])
+@pytest.mark.parametrize("module", ["rl.train", "rl.evaluate", "rl.publish", "rl.score", "rl.launch", "rl.data", "rl.nano",
+                                    "rl.doctor"])
 def test_every_cli_help_starts_with_its_own_usage(module, tmp_path):
     result = run(f"python -m {module} --help", tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

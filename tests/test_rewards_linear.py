@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rewards import english_only, no_say_tags, speakable, word_count
+from rewards.fit import reference_fit
 from rewards.judge.context import Context, context_from_prompt, render
 from rewards.judge.protocol import parse_intent_score
 from rewards.judge.settings import load_template
@@ -38,6 +39,10 @@ def _score_all(text: str) -> None:
     for reward in REWARDS:
         scores = reward(prompts=None, completions=[text])
         assert len(scores) == 1 and isinstance(scores[0], float) and 0.0 <= scores[0] <= 1.0, reward.__name__
+    # reference_fit against a reference, and a flooded reference against a plain reply
+    for reply, reference in ((text, "Great job!"), ("Great job!", text)):
+        (fit,) = reference_fit(prompts=None, completions=[reply], reference_fast_response=[reference])
+        assert (fit is None) if not reference.strip() else (isinstance(fit, float) and 0.0 <= fit <= 1.0)
     # the judge: context read from a flooded prompt, the prompt built from flooded fields, a flooded answer parsed
     context = context_from_prompt([{"role": "assistant", "content": text}, {"role": "user", "content": text}])
     assert len(render(TEMPLATE, Context(text, text, text), text)) < 60_000  # fields are cut: a bounded prompt

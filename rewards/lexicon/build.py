@@ -5,7 +5,8 @@
 
 Writes, one word a line, sorted (the curated *.txt lists beside them are edited by hand):
 - english_frequent.txt: ASCII English words with Zipf frequency >= EN_MIN_ZIPF that are not Vietnamese
-  syllables typed without diacritics (those stay decided by the Vietnamese rules);
+  syllables typed without diacritics (listed, or frequent in Vietnamese text and rarer in English than
+  EN_SHARED_MIN_ZIPF or shaped like a syllable: those stay decided by the Vietnamese rules);
 - foreign_frequent.txt: words common in another Latin-script language wordfreq covers (Zipf >=
   FOREIGN_MIN_ZIPF there), typed in ASCII (accents dropped: "increible"), rare in English (Zipf <
   FOREIGN_MAX_EN_ZIPF) and not Vietnamese syllables;
@@ -24,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EN_MIN_ZIPF = 3.0
+EN_SHARED_MIN_ZIPF = 4.0  # an English word frequent in Vietnamese text too counts as English from here
 FOREIGN_LANGS = ("es", "id", "ms", "fil", "fr", "de", "it", "pt", "nl", "pl", "tr", "sv", "da", "nb", "fi", "ro", "cs", "hu",
                  "ca", "sk", "sl", "sh", "lt", "lv", "is")
 FOREIGN_MIN_ZIPF = 4.0
@@ -84,8 +86,18 @@ def main() -> None:
     def ascii_word(w: str) -> bool:
         return w.isascii() and w.replace("'", "").isalpha() and len(w) >= 2
 
+    from rewards.english import _VI_SYLLABLE
+
+    # Vietnamese web text holds English words too ("land", "show"): a word frequent in Vietnamese is left
+    # to the Vietnamese rules, unless it is a common English word that no Vietnamese syllable is shaped
+    # like; chat spellings ("wa" = quá, "leen" = lên in Telex) are rarer in English and stay out.
+    def vietnamese_too(w: str) -> bool:
+        if w in vi_syllables:
+            return True
+        return w in vi_plain and (zipf_frequency(w, "en") < EN_SHARED_MIN_ZIPF or len(w) < 3 or bool(_VI_SYLLABLE.fullmatch(w)))
+
     english = [w for w in top_n_list("en", 60_000) if ascii_word(w) and zipf_frequency(w, "en") >= EN_MIN_ZIPF
-               and w not in vi_plain]
+               and not vietnamese_too(w)]
     _write("english_frequent.txt", english)
     foreign = set()
     for lang in FOREIGN_LANGS:

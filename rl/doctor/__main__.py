@@ -33,11 +33,9 @@ class ConfigProblem(Exception):
     """The overrides do not compose; one line."""
 
 
-def compose(overrides: list[str]) -> dict:
-    """The config exactly as rl.train composes and types it (the one place the doctor reads the config), as
-    plain data: the checks read presets, and presets of other machines need not have their paths here."""
-    import dataclasses
-
+def compose(overrides: list[str]):
+    """The typed config (rl.config.Config) exactly as rl.train composes and checks it: the one place the
+    doctor reads the config. Paths need not exist: the checks read presets of other machines too."""
     from common.errors import UserError
     from rl.entry import compose as compose_typed
 
@@ -45,7 +43,7 @@ def compose(overrides: list[str]) -> dict:
         config = compose_typed("config", [o for o in overrides if not o.startswith("hydra.")], require_paths=False)
     except UserError as err:
         raise ConfigProblem(" ".join(str(err).split())) from None
-    return dataclasses.asdict(config)
+    return config
 
 
 def presets() -> list[str]:
@@ -61,8 +59,8 @@ def diagnose(overrides: list[str], reader: Reader) -> list[Row]:
     judge_state: dict[tuple, bool] = {}
 
     def judge_running(preset: Run) -> bool:
-        judge = preset.config.get("judge") or {}
-        key = (judge.get("base_url"), judge.get("model"))
+        judge = preset.config.judge
+        key = (judge.base_url, judge.model)
         if preset.judge_on() and key not in judge_state:
             judge_state[key] = reader.judge_problem(judge) is None
         return judge_state.get(key, False)
@@ -113,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         reader = RecordedReader.load(args.readings) if args.readings else LiveReader()
         rows = diagnose(overrides, reader)
         if args.record:
-            record(reader, Path(args.record), compose(overrides).get("judge"))
+            judge = compose(overrides).judge
+            record(reader, Path(args.record), judge if judge.enabled else None)
     except ConfigProblem as err:
         print(f"error: config: {err}", file=sys.stderr)
         return 1

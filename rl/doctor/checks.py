@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rl import gpu_budget
 from rl.doctor.driver import EXTRA_CUDA, driver_cuda, driver_runs, extra_for_driver, min_driver, parse_version
 from rl.doctor.readings import Reader, Readings
+
+if TYPE_CHECKING:
+    from rl.config import Config
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 TIGHT_GIB = 1.0  # below this margin the estimate's own error decides: warn
@@ -34,33 +38,33 @@ class Run:
     """One experiment as the doctor sees it: its composed config and what follows from it."""
 
     name: str
-    config: dict
+    config: Config
 
     @property
     def rollout(self) -> str:
-        return self.config["rollout"].get("backend", "hf")
+        return self.config.rollout.backend
 
     @property
     def unsloth(self) -> bool:
-        return self.config["model"].get("backend") == "unsloth"
+        return self.config.model.backend == "unsloth"
 
     def needs_vllm(self) -> bool:  # in this process (the server backends run vLLM in their own environment)
-        return self.rollout in ("vllm_colocate", "vllm_server") or (
-            self.unsloth and bool((self.config["model"].get("unsloth") or {}).get("fast_inference"))
-        )
+        return self.rollout in ("vllm_colocate", "vllm_server") or (self.unsloth and self.config.model.unsloth.fast_inference)
 
     def needs_gpu(self) -> bool:
         if self.rollout in ("vllm_colocate", "vllm_server") or self.unsloth:
             return True
-        shape = gpu_budget.model_shape(self.config["model"]["name_or_path"])
+        if self.nano_unbuilt():
+            return False  # the project builds it on first use: a CPU model (before the build, no config.json)
+        shape = gpu_budget.model_shape(self.config.model.name_or_path)
         return shape is None or shape.params() >= BIG_MODEL_PARAMS
 
     def judge_on(self) -> bool:
-        return bool((self.config.get("judge") or {}).get("enabled")) and "judge_coherence" in (self.config.get("rewards") or {})
+        return self.config.judge.enabled and "judge_coherence" in self.config.rewards
 
     def nano_unbuilt(self) -> bool:
-        model = self.config["model"]
-        return bool(model.get("build_if_missing")) and not (Path(model["name_or_path"]) / "config.json").exists()
+        model = self.config.model
+        return model.build_if_missing and not (Path(model.name_or_path) / "config.json").exists()
 
 
 def install_command(extra: str | None) -> str:
@@ -132,7 +136,7 @@ def memory_verdict(run: Run, m: Readings, judge_running: bool) -> tuple[str, lis
     """(status, [(gpu, status, text)]) of the run's budget against the memory free now."""
     needs = gpu_budget.plan(run.config, m.env.get("CUDA_VISIBLE_DEVICES"), judge_running=judge_running)
     if needs is None:
-        return WARN, [("?", WARN, f"model {run.config['model']['name_or_path']!r}: shape unknown (no config.json), no budget")]
+        return WARN, [("?", WARN, f"model {run.config.model.name_or_path!r}: shape unknown (no config.json), no budget")]
     gpus = {str(g.index): g for g in m.gpus()}
     rows, worst = [], OK
     for need in needs:
@@ -246,11 +250,11 @@ def install_sets() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
 
 # ---- files and services ----
 def check_base_model(run: Run, m: Readings) -> Row:
-    name = run.config["model"]["name_or_path"]
+    name = run.config.model.name_or_path
     if Path(name).exists():
         return Row("base model", OK, f"{name} (local)")
     if run.nano_unbuilt():
-        return Row("base model", OK, f"{name}: the nano model, built on first use (about 1.5 minutes)")
+        return Row("base model", OK, f"{name}: the nano model, built on first use (about 4 minutes on one core)")
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -269,12 +273,12 @@ def check_base_model(run: Run, m: Readings) -> Row:
 def check_adapter(run: Run) -> Row:
     from rl.model import ModelConfigError, check_adapter_base
 
-    model = run.config["model"]
-    adapter = Path(model["adapter_path"])
+    model = run.config.model
+    adapter = Path(model.adapter_path)
     if run.nano_unbuilt():
         return Row("SFT adapter", OK, f"{adapter}: built with the nano model on first use")
     try:
-        check_adapter_base(adapter, model["name_or_path"], model.get("base_aliases") or [])
+        check_adapter_base(adapter, model.name_or_path, model.base_aliases)
     except ModelConfigError as err:
         fix = f"copy your SFT LoRA (adapter_config.json + weights) to {adapter}, or set model.adapter_path=DIR"
         return Row("SFT adapter", FAIL, str(err), fix if "no adapter_config.json" in str(err) else "")
@@ -287,14 +291,14 @@ def check_adapter(run: Run) -> Row:
 def check_data(run: Run) -> Row:
     from rl.data import DataError, load_records, summarize
 
-    data = run.config["data"]
+    data = run.config.data
     try:
-        records = load_records(data["path"])
-        s = summarize(records, data["prompt_format"], data.get("system_prompt"), data["eval_size"], data["split_seed"])
+        records = load_records(data.path)
+        s = summarize(records, data.prompt_format, data.system_prompt, data.eval_size, data.split_seed)
     except (DataError, OSError) as err:
-        return Row("data", FAIL, " ".join(str(err).split()), f"python -m rl.data check {data['path']}")
+        return Row("data", FAIL, " ".join(str(err).split()), f"python -m rl.data check {data.path}")
     split = s["split"]
-    found = (f"{data['path']}: {s['records']} records, {s['conversations']} conversations, "
+    found = (f"{data.path}: {s['records']} records, {s['conversations']} conversations, "
              f"{split['train']} train / {split['held_out']} held-out prompts")  # fmt: skip
     if not split["train"]:
         return Row("data", FAIL, found, "lower data.eval_size")
@@ -303,28 +307,28 @@ def check_data(run: Run) -> Row:
 
 def check_judge(run: Run, reader: Reader) -> tuple[Row, bool]:
     """(row, the judge answers)."""
-    judge = run.config.get("judge") or {}
+    judge = run.config.judge
     if not run.judge_on():
         return Row("judge", OK, "off (judge=none or no judge_coherence reward)"), False
     problem = reader.judge_problem(judge)
     if problem is None:
-        return Row("judge", OK, f"{judge['base_url']} serves {judge['model']}"), True
-    status = FAIL if judge.get("required", True) else WARN
+        return Row("judge", OK, f"{judge.base_url} serves {judge.model}"), True
+    status = FAIL if judge.required else WARN
     return Row("judge", status, problem, judge_command(run.config) or "start it (docs/judge.md), or judge=none"), False
 
 
-def judge_command(config: dict) -> str | None:
+def judge_command(config: Config) -> str | None:
     """The command that starts the judge's vLLM server where the preset puts it (judge_server)."""
     from urllib.parse import urlparse
 
-    server, judge = config.get("judge_server") or {}, config.get("judge") or {}
-    if server.get("gpus") is None or not judge.get("model"):
+    server, judge = config.judge_server, config.judge
+    if server.gpus is None or not judge.model:
         return None
-    url = urlparse(judge["base_url"])
-    args = [f"CUDA_VISIBLE_DEVICES={server['gpus']}", "vllm", "serve", judge["model"]]
+    url = urlparse(judge.base_url or "")
+    args = [f"CUDA_VISIBLE_DEVICES={server.gpus}", "vllm", "serve", judge.model]
     for key in ("quantization", "dtype", "gpu_memory_utilization", "max_model_len", "max_num_seqs"):
-        if server.get(key) is not None:
-            args += [f"--{key.replace('_', '-')}", str(server[key])]
+        if getattr(server, key) is not None:
+            args += [f"--{key.replace('_', '-')}", str(getattr(server, key))]
     args += ["--host", url.hostname or "127.0.0.1", "--port", str(url.port or 8001)]
     return "start the judge: " + " ".join(args)
 
@@ -332,8 +336,8 @@ def judge_command(config: dict) -> str | None:
 def check_wandb(run: Run, m: Readings) -> Row:
     from rl.tracking import wandb_mode
 
-    logging = run.config.get("logging") or {}
-    if logging.get("backend", "none") == "none":
+    logging = run.config.logging
+    if logging.backend == "none":
         return Row("W&B", OK, "disabled (logging=none)")
     try:
         mode = wandb_mode(m.env)  # the key's presence only: the reader never reads its value
@@ -345,14 +349,13 @@ def check_wandb(run: Run, m: Readings) -> Row:
         return Row("W&B", FAIL, "logging=wandb but wandb is not installed", 'pip install -e "."')
     if mode == "online":
         key = "WANDB_API_KEY is set (not shown)" if m.env.get("WANDB_API_KEY") else "no WANDB_API_KEY: wandb login's"
-        return Row("W&B", OK, f"online ({key}), project {logging.get('project')}")
+        return Row("W&B", OK, f"online ({key}), project {logging.project}")
     return Row("W&B", OK, "offline: runs are kept in the run dir (wandb sync later); set WANDB_API_KEY for online")
 
 
 def check_serving(run: Run) -> Row:
-    serving = run.config.get("serving") or {}
-    publish_on = bool((run.config.get("publish") or {}).get("enabled"))
-    folder = Path(serving.get("dir") or "serving")
+    publish_on = run.config.publish.enabled
+    folder = Path(run.config.serving.dir)
     existing = folder.absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -368,7 +371,7 @@ def check_disk(run: Run, reader: Reader) -> Row:
     root = Path("checkpoints")
     free = reader.disk_free_gib(root)
     shape = gpu_budget.train_shape(run.config)
-    keep = int(run.config["trainer"].get("save_total_limit") or 3)
+    keep = run.config.trainer.save_total_limit or 3  # None keeps every checkpoint: budget three
     # kept checkpoints + the one being written + the final adapter, plus eval files and W&B's offline logs
     need = (gpu_budget.checkpoint_gib(shape) * (keep + 2) if shape else 1.0) + 0.5
     if free is None:

@@ -10,12 +10,17 @@ what cannot be read is None, or an error text the checks show.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rewards.judge.settings import JudgeSettings
 
 NVIDIA_SMI_QUERY = [
     "nvidia-smi",
@@ -94,7 +99,7 @@ class Reader:
     def disk_free_gib(self, path: Path) -> float | None:
         raise NotImplementedError
 
-    def judge_problem(self, judge: dict) -> str | None:
+    def judge_problem(self, judge: JudgeSettings) -> str | None:
         """None when the judge answers and serves judge.model; else the reason, one line."""
         raise NotImplementedError
 
@@ -119,13 +124,13 @@ class LiveReader(Reader):
         except OSError:
             return None
 
-    def judge_problem(self, judge: dict) -> str | None:
-        key = (judge.get("base_url"), judge.get("model"))
+    def judge_problem(self, judge: JudgeSettings) -> str | None:
+        key = (judge.base_url, judge.model)
         if key not in self._judge:
             from rewards.judge import JudgeUnavailable, preflight
 
             # one quick try: the doctor reports, training's own preflight retries
-            quick = {**judge, "timeout_s": min(float(judge.get("timeout_s", 5)), 5.0), "retries": 0, "required": True}
+            quick = dataclasses.replace(judge, timeout_s=min(judge.timeout_s, 5.0), retries=0, required=True)
             try:
                 preflight(quick)
                 self._judge[key] = None
@@ -158,11 +163,11 @@ class RecordedReader(Reader):
     def disk_free_gib(self, path: Path) -> float | None:
         return self.disk
 
-    def judge_problem(self, judge: dict) -> str | None:
+    def judge_problem(self, judge: JudgeSettings) -> str | None:
         return self.judge
 
 
-def record(reader: Reader, path: Path, judge: dict | None) -> None:
+def record(reader: Reader, path: Path, judge: JudgeSettings | None) -> None:
     """Write the reader's readings as a file RecordedReader.load reads back."""
     data = {
         "machine": asdict(reader.machine()),

@@ -92,8 +92,9 @@ def train_steps(model, pairs, steps: int, lr: float, batch_size: int, seed: int,
     same gradients as running it in every row, and a long guideline prompt costs one row, not sixteen.
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import DynamicCache
+
+    from common.progress import progress_bar
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -107,7 +108,7 @@ def train_steps(model, pairs, steps: int, lr: float, batch_size: int, seed: int,
     lm, head = causal_lm.model, causal_lm.lm_head
     model.train()
     loss_value = float("nan")
-    bar = tqdm(batches, desc=desc, unit="step", leave=False)
+    bar = progress_bar(batches, desc=desc, unit="step", leave=False)
     for chosen in bar:
         batch_pairs = [pairs[i] for i in chosen]
         prefix_len = shared_prefix_len(batch_pairs)
