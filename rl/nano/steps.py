@@ -131,6 +131,6 @@ def train_steps(model, pairs, steps: int, lr: float, batch_size: int, seed: int,
         opt.step()
         sched.step()
         loss_value = loss.item()
-        bar.set_postfix(loss=f"{loss_value:.3f}")
+        bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)  # drawn at the bar's own interval
     model.eval()
     return loss_value
