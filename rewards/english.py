@@ -256,11 +256,17 @@ def _pieces(words: list[str]) -> list[str]:
     # A hyphenated word known as a whole ("ta-da", "high-five") stays whole; otherwise its parts count.
     out = []
     for word in words:
-        # "Ba-na-na", "El-e-phant": a word split into its syllables for a phonics drill is that word
-        if "-" in word and not _english_word(word.lower()) and not _english_word(word.lower().replace("-", "")):
-            out.extend(p for p in word.split("-") if p)
-        else:
+        lower = word.lower()
+        parts = [p for p in word.split("-") if p]
+        if "-" not in word or _english_word(lower):
             out.append(word)
+        elif _english_word(lower.replace("-", "")):
+            out.append(word.replace("-", ""))  # "Ba-na-na", "b-e-d": a word split into syllables or letters
+        elif len(parts) > 1 and _english_word(parts[-1].lower()) and all(
+                len(p) <= 3 and p[0].lower() == parts[-1][0].lower() for p in parts[:-1]):
+            out.append(parts[-1])  # "Buh-buh-ball!", "b-b-bat": the first sound said before the word
+        else:
+            out.extend(parts)
     return out
 
 
@@ -441,7 +447,9 @@ def _joined_vietnamese(word: str) -> bool:
             return False
         for end in range(start + 2, min(len(word), start + 9) + 1):
             piece = word[start:end]
-            listed = piece.isalpha() and piece in VIETNAMESE_SYLLABLES
+            # a listed syllable, also with its last letter doubled ("hayquaa": quá said long)
+            listed = piece.isalpha() and (piece in VIETNAMESE_SYLLABLES or (
+                len(piece) >= 4 and piece[-1] == piece[-2] and piece[:-1] in VIETNAMESE_SYLLABLES))
             if (listed or (len(piece) >= 3 and _typed_vietnamese(piece))) and split(end, parts + [piece]):
                 return True
         return False

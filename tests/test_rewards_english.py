@@ -58,6 +58,10 @@ def _rows(name: str) -> list[tuple[str, str]]:
     # ... more names, foods and places, with and without diacritics
     ("Good job, Dung!", True), ("Dung!", False), ("Dung roi!", False), ("Yummy, I love xôi!", True),
     ("Let's eat bánh tráng!", True), ("Hello, Cần Thơ!", True), ("Land ho!", True), ("Ma and Pa!", True),
+    # round 7: spelled and stuttered drill words, a letter's sound named, fruit, praise, words Vietnamese
+    # web text uses too; a lone name stays undecided as English (one author of three called it English)
+    ("b-e-d", True), ("Buh-buh-ball!", True), ("Short a!", True), ("Rambutan!", True), ("Ping pong!", True),
+    ("Attagirl, Ngân!", True), ("hayquaa", False), ("Minh!", False), ("Thắng!", False),
 ])
 def test_english_only_v2_mechanisms(text, expected):
     assert is_english(text) is expected
@@ -69,6 +73,7 @@ def test_english_only_v2_mechanisms(text, expected):
     ("blind_round4.tsv", 0.01, 0.005, 0.10),
     ("blind_round5.tsv", 0.005, 0.005, 0.10),
     ("blind_round6.tsv", 0.005, 0.005, 0.10),
+    ("blind_round7.tsv", 0.01, 0.005, 0.10),  # three lone names ("Minh!") labeled English: see the test below
 ])
 def test_blind_rounds_stay_near_the_targets(name, english_max, vietnamese_max, other_max):
     """Targets: <= 0.5% English rejected and Vietnamese/mixed accepted, <= 10% other accepted; the bounds

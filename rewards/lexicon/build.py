@@ -5,8 +5,9 @@
 
 Writes, one word a line, sorted (the curated *.txt lists beside them are edited by hand):
 - english_frequent.txt: ASCII English words with Zipf frequency >= EN_MIN_ZIPF that are not Vietnamese
-  syllables typed without diacritics (listed, or frequent in Vietnamese text and rarer in English than
-  EN_SHARED_MIN_ZIPF or shaped like a syllable: those stay decided by the Vietnamese rules);
+  syllables typed without diacritics (listed, or frequent in Vietnamese text and neither common in English
+  nor more frequent there, or shorter than three letters, or shaped like a syllable: those stay decided by
+  the Vietnamese rules);
 - foreign_frequent.txt: words common in another Latin-script language wordfreq covers (Zipf >=
   FOREIGN_MIN_ZIPF there), typed in ASCII (accents dropped: "increible"), rare in English (Zipf <
   FOREIGN_MAX_EN_ZIPF) and not Vietnamese syllables;
@@ -25,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EN_MIN_ZIPF = 3.0
-EN_SHARED_MIN_ZIPF = 4.0  # an English word frequent in Vietnamese text too counts as English from here
+EN_SHARED_MIN_ZIPF = 4.0  # common English: English even when Vietnamese text uses it more (robot, piano)
 FOREIGN_LANGS = ("es", "id", "ms", "fil", "fr", "de", "it", "pt", "nl", "pl", "tr", "sv", "da", "nb", "fi", "ro", "cs", "hu",
                  "ca", "sk", "sl", "sh", "lt", "lv", "is")
 FOREIGN_MIN_ZIPF = 4.0
@@ -88,13 +89,16 @@ def main() -> None:
 
     from rewards.english import _VI_SYLLABLE
 
-    # Vietnamese web text holds English words too ("land", "show"): a word frequent in Vietnamese is left
-    # to the Vietnamese rules, unless it is a common English word that no Vietnamese syllable is shaped
-    # like; chat spellings ("wa" = quá, "leen" = lên in Telex) are rarer in English and stay out.
+    # Vietnamese web text holds English words too ("land", "ping", "robot"): a word frequent in Vietnamese
+    # is left to the Vietnamese rules, unless it is common in English (Zipf >= EN_SHARED_MIN_ZIPF) or more
+    # frequent there, of three letters or more, and shaped like no Vietnamese syllable; chat spellings
+    # ("wa" = quá, "ko" = không) stay out.
     def vietnamese_too(w: str) -> bool:
         if w in vi_syllables:
             return True
-        return w in vi_plain and (zipf_frequency(w, "en") < EN_SHARED_MIN_ZIPF or len(w) < 3 or bool(_VI_SYLLABLE.fullmatch(w)))
+        en = zipf_frequency(w, "en")
+        english_first = en >= EN_SHARED_MIN_ZIPF or en > zipf_frequency(w, "vi")
+        return w in vi_plain and (not english_first or len(w) < 3 or bool(_VI_SYLLABLE.fullmatch(w)))
 
     english = [w for w in top_n_list("en", 60_000) if ascii_word(w) and zipf_frequency(w, "en") >= EN_MIN_ZIPF
                and not vietnamese_too(w)]
