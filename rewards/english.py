@@ -10,7 +10,8 @@ fastText's lid.176 alone is unreliable on the 1-6 word replies Pika gives: it ca
    ("Great job, Bảo!", "Cool, Kiên!", "Go, Minh Anh!", "Hạ Long Bay"), is a name, unless it is one of the
    words Vietnamese replies are made of (praise, particles, address terms: "Yes, Đúng!", "Great, Giỏi!").
    A name decides nothing, but needs an English word beside it: "Nhi?" (nhỉ), "Bảo Ngọc" alone are not
-   English. Vietnamese food, festivals and places ("bánh mì", "Tết") count as names too.
+   English. Vietnamese food, festivals and places ("bánh mì", "Tết") count as names too; English phrases
+   spelled with Vietnamese syllables ("tin can", "tai chi") and IPA sounds ("/æ/") are read whole first.
 3. Any other letter outside ASCII (Vietnamese tone marks and letters, other scripts, French/Spanish/German
    accents) -> not English, except inside a few English loanwords ("café", "Pokémon").
 4. Per word (lower-cased, elongations like "yaaay" squeezed, "-s/-ed/-ing" stripped when needed):
@@ -19,7 +20,9 @@ fastText's lid.176 alone is unreliable on the 1-6 word replies Pika gives: it ca
      are both ("me", "may", "hat", and phonics drill words: "den", "ban", "cam") are shared: see 5.
    - a common word of another Latin-script language, accents dropped ("merci", "hola", "increible"), a
      romanised Korean, Japanese or Chinese one ("hwaiting", "omedetou", "xie", endings -yo, -masu) ->
-     not English; Telex or VNI keystrokes ("gioir", "tuyeejt", "d9u1ng") -> not English.
+     not English; Telex or VNI keystrokes ("gioir", "tuyeejt", "d9u1ng"), syllables run together
+     ("tuyetvoi", "camon") or a syllable stretched ("gioiii", "Hayyy") -> not English.
+   - a word spelled out or syllable-split for a drill is that word ("b-e-d", "Ba-na-na", "Buh-buh-ball").
    - an English word (kid-directed lexicon, numbers, exclamations, names) counts for English.
 5. Shared spellings. A closing address term after other words is Vietnamese ("Great job be!" = bé, "Good
    job ban!"), unless English grammar wants it ("Let it be!"). A phonics drill word inside a Vietnamese
@@ -220,11 +223,13 @@ def _typed_vietnamese(word: str) -> bool:
         for i in range(1, len(decoded) - 1):
             if decoded[i] in "sfrxj" and decoded[i - 1] in "aeiouy" and _VI_SYLLABLE.fullmatch(decoded[:i] + decoded[i + 1:]):
                 return True
-    if decoded[-1] in "sfrxj" and len(decoded) > 2 and decoded[-2] in "aeiouyc" + "mnptgh":
+    if decoded[-1] in "sfrxj" and (len(decoded) > 2 or decoded != word) and decoded[-2] in "aeiouyc" + "mnptgh":
         toned = decoded[:-1]
         if (toned in VIETNAMESE_SYLLABLES and (len(word) >= 4 or decoded != word)  # not "rex", "box"
                 or decoded != word and _VI_SYLLABLE.fullmatch(toned)):  # a vowel key too: "chawcs" (chắc)
             return True
+    if word.startswith("dd") and decoded in VIETNAMESE_SYLLABLES and not _known(decoded):
+        return True  # đ typed as dd before a listed syllable or shorthand: "ddc" = đc (được), "ddi" = đi
     # Without a tone key: a syllable closed by p, t, c or ch always carries a tone (sắc or nặng), so
     # "boop", "toot" are English sounds, not bốp, tốt typed without their tone.
     return decoded != word and not decoded.endswith(("p", "t", "c", "ch")) and bool(_VI_SYLLABLE.fullmatch(decoded))
@@ -242,8 +247,8 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern:
 
 def _without_phrases(text: str) -> str:
     """English phrases spelled with Vietnamese syllables ("tin can", "tai chi", "Ha Long Bay") and sounds in
-    IPA ("/æ/") replaced by ENGLISH_MARK, then Vietnamese food, festival and place names ("bánh mì", "Tết", "Hà Nội") by
-    LOANWORD_MARK (names): read whole, before any word is read alone or paired into a Vietnamese word."""
+    IPA ("/æ/") replaced by ENGLISH_MARK, then Vietnamese food, festival and place names ("bánh mì", "Tết",
+    "Hà Nội") by LOANWORD_MARK (names): read whole, before any word is read alone or paired."""
     text = _IPA.sub(f" {ENGLISH_MARK} ", _phrase_pattern(ENGLISH_PHRASES).sub(f" {ENGLISH_MARK} ", text))
     return _phrase_pattern(VIETNAMESE_LOANWORDS).sub(f" {LOANWORD_MARK} ", text)
 
@@ -430,13 +435,13 @@ def _joined_vietnamese(word: str) -> bool:
     "gioirquas" in Telex, "gio3iqua1" in VNI). The word splits wholly into syllables, each listed or typed
     in Telex/VNI, one of them of three letters or more that no English list holds, or two of them forming a
     Viet74K word (cam-on); without such a pair, one syllable of two letters at most, and only among three
-    ("co-len-nao"): "mate", "tango", "durian" would split into ma-te, ta-ngo, du-ri-an. Asked only about words no English list holds as they are."""
-    word = _REPEATS.sub(r"\1", word)
+    ("co-len-nao"): "mate", "tango", "durian" would split into ma-te, ta-ngo, du-ri-an. Asked only about
+    words no English list holds as they are."""
     if not (word.isascii() and word.isalnum() and word[:1].isalpha() and 4 <= len(word) <= 30):
         return False
 
-    def split(start: int, parts: list[str]) -> bool:
-        if start == len(word):
+    def split(form: str, start: int, parts: list[str]) -> bool:
+        if start == len(form):
             if len(parts) < 2:
                 return False
             pair = any(_compound(a, b) for a, b in zip(parts, parts[1:]))
@@ -445,16 +450,17 @@ def _joined_vietnamese(word: str) -> bool:
             return pair or (vietnamese and (short == 0 or (short == 1 and len(parts) >= 3)))
         if len(parts) == 4:
             return False
-        for end in range(start + 2, min(len(word), start + 9) + 1):
-            piece = word[start:end]
+        for end in range(start + 2, min(len(form), start + 9) + 1):
+            piece = form[start:end]
             # a listed syllable, also with its last letter doubled ("hayquaa": quá said long)
             listed = piece.isalpha() and (piece in VIETNAMESE_SYLLABLES or (
                 len(piece) >= 4 and piece[-1] == piece[-2] and piece[:-1] in VIETNAMESE_SYLLABLES))
-            if (listed or (len(piece) >= 3 and _typed_vietnamese(piece))) and split(end, parts + [piece]):
+            if (listed or (len(piece) >= 3 and _typed_vietnamese(piece))) and split(form, end, parts + [piece]):
                 return True
         return False
 
-    return split(0, [])
+    # as typed ("buuuong": bưu-uong) and with stretched letters squeezed ("gioiquaaaa")
+    return any(split(form, 0, []) for form in dict.fromkeys((word, _REPEATS.sub(r"\1", word))) if len(form) >= 4)
 
 
 def is_english(text: str, echo: frozenset = frozenset()) -> bool:

@@ -131,7 +131,7 @@ def test_a_vietnamese_name_after_praise_is_english(praise, name):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(sorted(w for w in VIETNAMESE_COMMON if " " not in w)))
+@given(st.sampled_from(sorted(w for w in VIETNAMESE_COMMON if " " not in w and len(w) > 1)))  # not the letter đ
 def test_vietnamese_typed_as_telex_with_a_vowel_key_is_never_english(word):
     """Telex with a vowel key (aa, ee, oo, aw, ow, uw, dd) is not English unless it spells an English word
     ("boons" = bốn stays English) or ends in the vowel key: "ddungs", "laams", "tooir", "chawcs", "thuw"."""

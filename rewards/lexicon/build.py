@@ -6,8 +6,8 @@
 Writes, one word a line, sorted (the curated *.txt lists beside them are edited by hand):
 - english_frequent.txt: ASCII English words with Zipf frequency >= EN_MIN_ZIPF that are not Vietnamese
   syllables typed without diacritics (listed, or frequent in Vietnamese text and neither common in English
-  nor more frequent there, or shorter than three letters, or shaped like a syllable: those stay decided by
-  the Vietnamese rules);
+  nor more frequent there, or shorter than three letters, without a vowel, or shaped like a syllable:
+  those stay decided by the Vietnamese rules);
 - foreign_frequent.txt: words common in another Latin-script language wordfreq covers (Zipf >=
   FOREIGN_MIN_ZIPF there), typed in ASCII (accents dropped: "increible"), rare in English (Zipf <
   FOREIGN_MAX_EN_ZIPF) and not Vietnamese syllables;
@@ -98,7 +98,8 @@ def main() -> None:
             return True
         en = zipf_frequency(w, "en")
         english_first = en >= EN_SHARED_MIN_ZIPF or en > zipf_frequency(w, "vi")
-        return w in vi_plain and (not english_first or len(w) < 3 or bool(_VI_SYLLABLE.fullmatch(w)))
+        vowel = any(c in "aeiouy" for c in w)  # no abbreviations: "ddc" is đc (được) in Telex too
+        return w in vi_plain and (not english_first or not vowel or len(w) < 3 or bool(_VI_SYLLABLE.fullmatch(w)))
 
     english = [w for w in top_n_list("en", 60_000) if ascii_word(w) and zipf_frequency(w, "en") >= EN_MIN_ZIPF
                and not vietnamese_too(w)]
