@@ -13,6 +13,7 @@ no traceback. Anything else is a bug in the code or a library and keeps its full
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,3 +42,14 @@ def reporting_user_errors() -> Iterator[None]:
     except UserError as err:
         print(message(err), file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+
+
+def interruptible() -> None:
+    """Make Ctrl-C (SIGINT) interrupt this process even when it was started with SIGINT ignored.
+
+    A job started in the background by a non-interactive shell (`python -m rl.train ... &` in a script, a
+    nohup wrapper) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler: `kill -INT`
+    (and the launcher passing a SIGTERM on as Ctrl-C) would do nothing, and training would run on instead of
+    saving and printing the resume command. The CLIs whose interrupt is documented call this first."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from common.errors import UserError, reporting_user_errors
+from common.errors import UserError, interruptible, reporting_user_errors
 from rl.config import SCHEMAS, Config, ConfigError, did_you_mean, value_problem
 from rl.config_rules import check, schema_keys, unknown_keys
 
@@ -73,6 +73,7 @@ def hydra_cli(config_name: str, job: Callable[[Any, Path], Any], require_paths: 
     from hydra._internal.utils import get_args_parser
     from hydra.core.hydra_config import HydraConfig
 
+    interruptible()  # Ctrl-C saves and says how to resume, also under a shell that started us with it ignored
     args, _ = get_args_parser().parse_known_args(sys.argv[1:])
     hydra_only = args.help or args.hydra_help or args.info or args.shell_completion or getattr(args, "version", False)
     if not hydra_only and not args.multirun:

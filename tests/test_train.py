@@ -81,6 +81,26 @@ def test_saved_adapter_reproduces_the_after_metrics(short_run):
         assert metrics[key] == pytest.approx(results["after"][key]), key
 
 
+def test_ctrl_c_stops_a_run_started_with_sigint_ignored(nano, tmp_path):
+    """A run started in the background by a script (`... &`) inherits SIGINT ignored; `kill -INT` (or the
+    launcher passing a SIGTERM on) must still save and stop it, not leave it training to the end."""
+    run_dir = tmp_path / "run"
+    ignoring = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 (what `&` in a script does)
+    proc = subprocess.Popen([sys.executable, "-m", "rl.train", "+exp=english_only", "model=nano", "logging=none",
+                             "evaluate.enabled=false", "trainer.save_steps=2", "trainer.max_steps=200",
+                             f"hydra.run.dir={run_dir}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, preexec_fn=ignoring)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, proc.stdout.read()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "resume=true" in output, output[-2000:]
+    assert "step 200/200" not in output
+
+
 @pytest.mark.trl_compat
 def test_interrupted_run_resumes_from_its_last_checkpoint(nano, tmp_path):
     run_dir = tmp_path / "run"

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from common.errors import interruptible
 from rl.nano import BUILD_FILE, DEFAULT_DATA, DEFAULT_ROOT, ensure_nano
 
 
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="demo dataset (written if missing)")
     parser.add_argument("--force", action="store_true", help="rebuild even if a matching build exists")
     args = parser.parse_args(argv)
+    interruptible()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from rl.data import DataError
 
