@@ -239,8 +239,8 @@ LOANWORD_MARK = "Qxloanword"  # stands where a loanword was cut out: a name, nex
 ENGLISH_MARK = "qxenglish"  # stands where an English phrase of shared spellings was cut out: one English word
 
 
-@functools.lru_cache(maxsize=None)
 def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern:
+    """One alternation of the phrases, longest first, matched as whole words (compiled once, below)."""
     alternatives = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in sorted(phrases, key=len, reverse=True))
     return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
 
@@ -249,8 +249,8 @@ def _without_phrases(text: str) -> str:
     """English phrases spelled with Vietnamese syllables ("tin can", "tai chi", "Ha Long Bay") and sounds in
     IPA ("/æ/") replaced by ENGLISH_MARK, then Vietnamese food, festival and place names ("bánh mì", "Tết",
     "Hà Nội") by LOANWORD_MARK (names): read whole, before any word is read alone or paired."""
-    text = _IPA.sub(f" {ENGLISH_MARK} ", _phrase_pattern(ENGLISH_PHRASES).sub(f" {ENGLISH_MARK} ", text))
-    return _phrase_pattern(VIETNAMESE_LOANWORDS).sub(f" {LOANWORD_MARK} ", text)
+    text = _IPA.sub(f" {ENGLISH_MARK} ", _ENGLISH_PHRASE_RE.sub(f" {ENGLISH_MARK} ", text))
+    return _LOANWORD_RE.sub(f" {LOANWORD_MARK} ", text)
 
 
 # A sound written in IPA between slashes, as a phonics drill writes it: "/æ/ like apple!", "/ʃ/".
@@ -321,8 +321,6 @@ def _decide(text: str, echo: frozenset = frozenset()) -> bool:
             return False  # "gioiii", "Hayyy!": a Vietnamese word said long (before "yaaay" reads as "yay")
         if _english_word(lower):
             english += 1
-        elif _typed_vietnamese(lower):
-            return False
         elif any(c.isdigit() for c in lower):
             english += 1
         elif len(lower) >= 5 and _ROMANIZED_ENDING.search(lower):
@@ -609,6 +607,8 @@ VIETNAMESE_COMPOUNDS = _lexicon("vietnamese_compounds")  # "may man" (may mắn)
 VIETNAMESE_LOANWORDS = tuple(sorted(_lexicon("vietnamese_loanwords")))
 # English phrases spelled wholly with Vietnamese syllables or Viet74K pairs ("tin can", "tai chi", "may day").
 ENGLISH_PHRASES = tuple(sorted(_lexicon("english_phrases")))
+_LOANWORD_RE = _phrase_pattern(VIETNAMESE_LOANWORDS)
+_ENGLISH_PHRASE_RE = _phrase_pattern(ENGLISH_PHRASES)
 # Letter sounds a phonics drill says alone ("Sh!", "Ch, ch, chin!"): like a lone letter, they decide nothing.
 PHONICS_SOUNDS = frozenset(("ch", "sh", "th", "wh", "ph"))
 
